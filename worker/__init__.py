@@ -1,0 +1,1 @@
+"""ssassoc.worker: the edges of the system: Kafka worker, replay, command line."""

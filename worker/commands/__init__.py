@@ -1,0 +1,1 @@
+"""Subcommands of the ``ssassoc`` command line; each module has ``register(subparsers)``."""

@@ -1,0 +1,16 @@
+"""`ssassoc dev ...` subcommands (not yet implemented)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser("dev", help="(not yet implemented)")
+    parser.set_defaults(func=_not_yet)
+
+
+def _not_yet(args: argparse.Namespace) -> int:
+    print("ssassoc dev: not implemented yet", flush=True)
+    return 2
