@@ -11,11 +11,11 @@ from __future__ import annotations
 from typing import NamedTuple
 
 __all__ = [
+    "SOURCE_REQUIRED",
     "SSSOURCE_COLUMNS",
     "SSSOURCE_REQUIRED",
     "SS_OBJECT_OPTIONAL",
     "SS_OBJECT_REQUIRED",
-    "SOURCE_REQUIRED",
     "ColumnSpec",
 ]
 

@@ -1,0 +1,156 @@
+"""HEALPix index of where each object is on the sky, per time bin.
+
+The store's span is cut into time bins of ``bin_days``. For every object and bin
+the builder samples the object's apparent (topocentric, light-time corrected)
+path often enough that no point of the true path is farther than ``pad_deg``
+from a sample (``rate_max * spacing / 2 <= pad_deg``), and records the HEALPix
+cells (NESTED, ``nside``) of the samples. Diurnal parallax is part of that
+apparent path, so it is padded for too.
+
+Completeness: if an object is within ``r`` of a query centre at time ``t`` in bin
+``b``, some sample of its path is within ``r + pad_deg``, so the sample's cell
+overlaps the cone of radius ``r + pad_deg``, which an inclusive cone search
+returns. The query therefore never misses an object the exact distance test would keep.
+
+On disk the index is CSR-like: ``keys`` (sorted unique ``bin * npix + cell``, int64),
+``offsets`` (int64, ``len(keys) + 1``) and ``objects`` (int32 row numbers), so the
+objects of key ``keys[i]`` are ``objects[offsets[i]:offsets[i + 1]]``. Because NESTED
+children of a cell are contiguous, a cone can be searched at any coarser
+``nside`` and each coarse cell becomes one contiguous key range: big cones use
+few coarse cells (the cone search itself is then cheap), small cones fine ones.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+try:  # the C routine behind astropy_healpix.core.healpix_cone_search, minus ~40 us of unit handling
+    from astropy_healpix._core import healpix_cone_search as _cone_fast
+except ImportError:  # pragma: no cover - layout of a future astropy-healpix
+    _cone_fast = None
+
+__all__ = [
+    "SkyIndex",
+    "cone_cells",
+    "lonlat_to_cells",
+    "merge_entries",
+    "pack_entries",
+]
+
+IntArray = npt.NDArray[np.int64]
+_OBJ_BITS = 31  # object row numbers < 2**31 in packed (key, object) entries
+
+
+def _check_nside(nside: int) -> int:
+    nside = int(nside)
+    if nside < 1 or nside & (nside - 1):
+        raise ValueError(f"nside must be a power of two, got {nside}")
+    return nside
+
+
+def cone_cells(ra_deg: float, dec_deg: float, radius_deg: float, nside: int) -> IntArray:
+    """NESTED cells at ``nside`` that overlap (even partly) the cone, int64."""
+    nside = _check_nside(nside)
+    if _cone_fast is not None:
+        cells = _cone_fast(float(ra_deg), float(dec_deg), float(radius_deg), nside, "nested")
+    else:  # pragma: no cover
+        import astropy.units as u
+        from astropy_healpix import healpix_cone_search
+
+        cells = healpix_cone_search(ra_deg * u.deg, dec_deg * u.deg, radius_deg * u.deg, nside, "nested")
+    return np.asarray(cells, dtype=np.int64)
+
+
+def lonlat_to_cells(ra_deg: npt.ArrayLike, dec_deg: npt.ArrayLike, nside: int) -> IntArray:
+    """NESTED cells of positions in degrees, int64."""
+    import astropy.units as u
+    from astropy_healpix import lonlat_to_healpix
+
+    nside = _check_nside(nside)
+    ra = np.asarray(ra_deg, dtype=np.float64)
+    dec = np.clip(np.asarray(dec_deg, dtype=np.float64), -90.0, 90.0)
+    return np.asarray(lonlat_to_healpix(ra * u.deg, dec * u.deg, nside, order="nested"), dtype=np.int64)
+
+
+def pack_entries(bins: npt.ArrayLike, cells: npt.ArrayLike, objects: npt.ArrayLike, nside: int) -> IntArray:
+    """Unique packed ``(key << 31) | object`` entries, key = ``bin * npix + cell``."""
+    npix = 12 * _check_nside(nside) ** 2
+    key = np.asarray(bins, dtype=np.int64) * npix + np.asarray(cells, dtype=np.int64)
+    obj = np.asarray(objects, dtype=np.int64)
+    if obj.size and (obj.min() < 0 or obj.max() >= 2**_OBJ_BITS):
+        raise ValueError("object row numbers must be in [0, 2**31)")
+    return np.unique((key << _OBJ_BITS) | obj)
+
+
+def merge_entries(parts: list[IntArray]) -> tuple[IntArray, IntArray, npt.NDArray[np.int32]]:
+    """CSR arrays ``(keys, offsets, objects)`` from lists of packed entries."""
+    packed = np.unique(np.concatenate(parts)) if parts else np.empty(0, np.int64)
+    key = packed >> _OBJ_BITS
+    objects = (packed & ((1 << _OBJ_BITS) - 1)).astype(np.int32)
+    keys, starts = np.unique(key, return_index=True)
+    offsets = np.append(starts, key.size).astype(np.int64)
+    return keys.astype(np.int64), offsets, objects
+
+
+@dataclass(frozen=True)
+class SkyIndex:
+    """The index as stored: CSR arrays plus the geometry they were built with."""
+
+    keys: IntArray
+    """Sorted unique ``bin * npix + cell`` (int64)."""
+    offsets: IntArray
+    """Start of each key's objects in :attr:`objects`, plus the end (int64)."""
+    objects: npt.NDArray[np.int32]
+    """Object row numbers, grouped by key (int32)."""
+    nside: int
+    """HEALPix NESTED resolution of the cells."""
+    n_bins: int
+    """Number of time bins covering the store span."""
+    bin_days: float
+    """Length of a time bin (days)."""
+    pad_deg: float
+    """Largest distance of a true path point from its nearest sample (deg)."""
+
+    @property
+    def npix(self) -> int:
+        return 12 * self.nside * self.nside
+
+    def time_bin(self, dt_days: float) -> int:
+        """Bin holding ``dt_days`` since the span start (the span end belongs to the last bin)."""
+        return int(min(max(dt_days // self.bin_days, 0), self.n_bins - 1))
+
+    def query_nside(self, radius_deg: float) -> int:
+        """Resolution to search a cone of this radius at: cells about as wide as the radius.
+
+        Coarser cells mean fewer cells to enumerate but more candidates to evaluate; cells
+        of about the cone radius balance the two (measured in benchmarks/ephem_query.py).
+        """
+        # HEALPix cell size ~ 58.6 deg / nside
+        nside_q = 2 ** int(np.clip(np.floor(np.log2(58.6 / max(radius_deg, 1e-6))), 0, 29))
+        return int(min(nside_q, self.nside))
+
+    def candidates(self, dt_days: float, ra_deg: float, dec_deg: float, radius_deg: float) -> IntArray:
+        """Object rows that may be within ``radius_deg`` of the centre at ``dt_days`` (unique, sorted)."""
+        b = self.time_bin(dt_days)
+        search_deg = radius_deg + self.pad_deg
+        nside_q = self.query_nside(search_deg)
+        cells = cone_cells(ra_deg, dec_deg, search_deg, nside_q)
+        shift = 2 * (self.nside.bit_length() - nside_q.bit_length())
+        lo = b * self.npix + (cells << shift)
+        hi = lo + (1 << shift)
+        # each (coarse) cell is one contiguous key range [lo, hi) thanks to NESTED ordering
+        i = np.searchsorted(self.keys, lo)
+        j = np.searchsorted(self.keys, hi)
+        start = self.offsets[i]
+        stop = self.offsets[j]
+        n = stop - start
+        total = int(n.sum())
+        if total == 0:
+            return np.empty(0, np.int64)
+        # concatenated ranges without a Python loop: running index minus each range's shift
+        ends = np.cumsum(n)
+        idx = np.arange(total) + np.repeat(start - (ends - n), n)
+        return np.unique(self.objects[idx]).astype(np.int64)

@@ -1,0 +1,207 @@
+"""One-to-one matching of predicted objects to detected sources within a radius.
+
+Two strategies over the same candidate pairs (every object-source pair closer
+than the radius, by exact great-circle distance):
+
+- ``optimal`` (default): a globally optimal assignment: the most matches, then
+  the least total distance. Candidates form a bipartite graph; each connected
+  component is solved on its own (most are a single pair), the non-trivial ones
+  with the Hungarian algorithm (``scipy.optimize.linear_sum_assignment``).
+- ``greedy``: Rubin's behaviour, kept for comparison: each object looks only
+  at its single nearest source (k = 1), then pairs are taken closest first,
+  skipping objects and sources already used. An object whose nearest source
+  was taken by a closer object stays unmatched even if another source is in
+  range; ``optimal`` never matches fewer.
+
+Ties are broken by ids, never by row order, so results do not depend on the
+order of the input tables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from numpy.typing import NDArray
+from scipy.optimize import linear_sum_assignment
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+from scipy.spatial import cKDTree
+
+from .geometry import ARCSEC_PER_DEG, angle_between_vectors_deg, chord_from_angle_deg
+
+__all__ = ["CandidatePairs", "Matches", "candidate_pairs", "match"]
+
+IntArray = NDArray[np.int64]
+FloatArray = NDArray[np.float64]
+MatchingStrategy = Literal["optimal", "greedy"]
+
+
+@dataclass(frozen=True)
+class CandidatePairs:
+    """All (object, source) index pairs within the radius, sorted by object then distance."""
+
+    obj: IntArray
+    src: IntArray
+    dist_arcsec: FloatArray
+    rank: IntArray
+    """1-based distance rank of the source among the object's candidates."""
+
+
+@dataclass(frozen=True)
+class Matches:
+    """Chosen pairs (indices into the object and source arrays given to :func:`match`)."""
+
+    obj: IntArray
+    src: IntArray
+    dist_arcsec: FloatArray
+    rank: IntArray
+
+
+def candidate_pairs(
+    obj_vec: FloatArray,
+    src_vec: FloatArray,
+    max_dist_arcsec: float,
+    obj_ids: IntArray,
+    src_ids: IntArray,
+    obj_dec_deg: FloatArray | None = None,
+    src_dec_deg: FloatArray | None = None,
+) -> CandidatePairs:
+    """Every pair within ``max_dist_arcsec``; vectors are (N, 3) unit vectors (finite).
+
+    Declinations (if given) allow the fast path for one detector's worth of
+    data: sources sorted by Dec, each object takes the sources in its Dec band
+    (valid at the poles and across RA 0/360, since a separation is never less
+    than the Dec difference). When the bands would hold too many sources (data
+    spread over the whole sky) a KD-tree on unit vectors is used instead.
+    """
+    n_obj, n_src = len(obj_vec), len(src_vec)
+    if n_obj == 0 or n_src == 0:
+        return _empty_pairs()
+    radius_deg = max_dist_arcsec / ARCSEC_PER_DEG
+    # A little slack on the chord so that the exact-angle cut below decides.
+    chord = chord_from_angle_deg(radius_deg) * (1 + 1e-9) + 1e-15
+    obj = src = None
+    if obj_dec_deg is not None and src_dec_deg is not None:
+        by_dec = np.argsort(src_dec_deg)
+        dec_sorted = src_dec_deg[by_dec]
+        lo = np.searchsorted(dec_sorted, obj_dec_deg - radius_deg * (1 + 1e-9), side="left")
+        hi = np.searchsorted(dec_sorted, obj_dec_deg + radius_deg * (1 + 1e-9), side="right")
+        count = hi - lo
+        total = int(count.sum())
+        if total <= 64 * (n_obj + n_src):
+            obj = np.repeat(np.arange(n_obj, dtype=np.int64), count)
+            offset = np.repeat(lo - (np.cumsum(count) - count), count)
+            src = by_dec[np.arange(total) + offset].astype(np.int64)
+            diff = obj_vec[obj] - src_vec[src]
+            near = np.einsum("ij,ij->i", diff, diff) <= chord * chord
+            obj, src = obj[near], src[near]
+    if obj is None or src is None:
+        found = cKDTree(obj_vec).sparse_distance_matrix(cKDTree(src_vec), chord, output_type="ndarray")
+        obj, src = found["i"].astype(np.int64), found["j"].astype(np.int64)
+    dist = angle_between_vectors_deg(obj_vec[obj], src_vec[src]) * ARCSEC_PER_DEG
+    keep = dist <= max_dist_arcsec
+    obj, src, dist = obj[keep], src[keep], dist[keep]
+    # Sort by object, distance, then source id (ids, not positions, break ties).
+    order = np.lexsort((src_ids[src], dist, obj_ids[obj]))
+    obj, src, dist = obj[order], src[order], dist[order]
+    first_of_obj = np.r_[True, obj[1:] != obj[:-1]] if len(obj) else np.zeros(0, bool)
+    group_start = np.maximum.accumulate(np.where(first_of_obj, np.arange(len(obj)), 0))
+    rank = np.arange(len(obj)) - group_start + 1
+    return CandidatePairs(obj, src, dist, rank.astype(np.int64))
+
+
+def _empty_pairs() -> CandidatePairs:
+    z = np.zeros(0, np.int64)
+    return CandidatePairs(z, z, np.zeros(0), z)
+
+
+def match(pairs: CandidatePairs, strategy: MatchingStrategy, obj_ids: IntArray, src_ids: IntArray) -> Matches:
+    """Choose a one-to-one subset of ``pairs`` with the given strategy."""
+    if strategy == "greedy":
+        chosen = _greedy(pairs, obj_ids, src_ids)
+    elif strategy == "optimal":
+        chosen = _optimal(pairs, obj_ids, src_ids)
+    else:
+        raise ValueError(f"unknown matching strategy {strategy!r} (optimal or greedy)")
+    order = chosen[np.argsort(obj_ids[pairs.obj[chosen]], kind="stable")]
+    return Matches(pairs.obj[order], pairs.src[order], pairs.dist_arcsec[order], pairs.rank[order])
+
+
+def _greedy(pairs: CandidatePairs, obj_ids: IntArray, src_ids: IntArray) -> IntArray:
+    nearest = np.flatnonzero(pairs.rank == 1)  # Rubin's k = 1 query
+    order = nearest[np.lexsort((src_ids[pairs.src[nearest]], obj_ids[pairs.obj[nearest]], pairs.dist_arcsec[nearest]))]
+    used_obj: set[int] = set()
+    used_src: set[int] = set()
+    chosen = []
+    for p in order:  # at most one candidate per object: short loop
+        o, s = int(pairs.obj[p]), int(pairs.src[p])
+        if o not in used_obj and s not in used_src:
+            used_obj.add(o)
+            used_src.add(s)
+            chosen.append(p)
+    return np.asarray(chosen, dtype=np.int64)
+
+
+def _optimal(pairs: CandidatePairs, obj_ids: IntArray, src_ids: IntArray) -> IntArray:
+    n = len(pairs.obj)
+    if n == 0:
+        return np.zeros(0, np.int64)
+    # Bipartite graph: nodes 0..n_o-1 are objects, n_o.. are sources (compact indices).
+    obj_nodes, obj_local = np.unique(pairs.obj, return_inverse=True)
+    src_nodes, src_local = np.unique(pairs.src, return_inverse=True)
+    n_o, n_s = len(obj_nodes), len(src_nodes)
+    graph = coo_matrix((np.ones(n), (obj_local, n_o + src_local)), shape=(n_o + n_s, n_o + n_s))
+    n_comp, label = connected_components(graph, directed=False)
+    objs_in = np.bincount(label[:n_o], minlength=n_comp)
+    srcs_in = np.bincount(label[n_o:], minlength=n_comp)
+    pair_label = label[obj_local]
+    # A component with one object (or one source) is a star: its best and only
+    # possible single match is its shortest edge. Pairs are sorted by object then
+    # distance, so for one object that is its rank-1 pair; for one source, the
+    # first pair in (distance, object id) order.
+    one_obj = objs_in[pair_label] == 1
+    chosen = [np.flatnonzero(one_obj & (pairs.rank == 1))]
+    one_src = (srcs_in[pair_label] == 1) & ~one_obj
+    if one_src.any():
+        idx = np.flatnonzero(one_src)
+        idx = idx[np.lexsort((obj_ids[pairs.obj[idx]], pairs.dist_arcsec[idx], pair_label[idx]))]
+        first = np.r_[True, pair_label[idx][1:] != pair_label[idx][:-1]]
+        chosen.append(idx[first])
+    general = np.flatnonzero(~one_obj & ~one_src)
+    if len(general):
+        by_label = general[np.argsort(pair_label[general], kind="stable")]
+        bounds = np.flatnonzero(np.diff(pair_label[by_label])) + 1
+        for group in np.split(by_label, bounds):
+            chosen.append(_solve_component(group, pairs, obj_ids, src_ids))
+    return np.sort(np.concatenate(chosen)).astype(np.int64)
+
+
+def _solve_component(group: IntArray, pairs: CandidatePairs, obj_ids: IntArray, src_ids: IntArray) -> IntArray:
+    """Max-cardinality, then min-total-distance assignment of one connected component."""
+    objs = pairs.obj[group]
+    srcs = pairs.src[group]
+    # Rows and columns in id order, so the answer does not depend on input order.
+    row_nodes = np.unique(objs)
+    row_nodes = row_nodes[np.argsort(obj_ids[row_nodes], kind="stable")]
+    col_nodes = np.unique(srcs)
+    col_nodes = col_nodes[np.argsort(src_ids[col_nodes], kind="stable")]
+    rows = _positions(row_nodes, objs)
+    cols = _positions(col_nodes, srcs)
+    # Every edge is worth `big` minus its distance, a non-edge nothing: the
+    # assignment then maximises the number of matches first, distance second.
+    big = (float(pairs.dist_arcsec[group].sum()) + 1.0) * 2.0
+    cost = np.zeros((len(row_nodes), len(col_nodes)))
+    cost[rows, cols] = pairs.dist_arcsec[group] - big
+    edge = np.full(cost.shape, -1, dtype=np.int64)
+    edge[rows, cols] = group
+    r, c = linear_sum_assignment(cost)
+    picked = edge[r, c]
+    return picked[picked >= 0]
+
+
+def _positions(nodes: IntArray, values: IntArray) -> IntArray:
+    """Position in ``nodes`` (unsorted, unique) of each of ``values``."""
+    order = np.argsort(nodes)
+    return order[np.searchsorted(nodes, values, sorter=order)]
