@@ -76,7 +76,7 @@ def synthetic_field(
     )  # fmt: skip
 
     # Predicted positions: mostly on the chip, some up to 200 px outside.
-    n_off = int(round(n_objects * off_detector_fraction))
+    n_off = round(n_objects * off_detector_fraction)
     x = rng.uniform(-0.5, width - 0.5, n_objects)
     y = rng.uniform(-0.5, height - 0.5, n_objects)
     x[:n_off] = np.where(rng.random(n_off) < 0.5, -rng.uniform(50, 200, n_off), width + rng.uniform(50, 200, n_off))
