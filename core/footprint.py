@@ -44,8 +44,10 @@ class DetectorFootprint:
         lo_y, hi_y = -0.5 - self.max_pad_pixels, exposure.height - 0.5 + self.max_pad_pixels
         t = np.linspace(0.0, 1.0, _EDGE_SAMPLES, endpoint=False)
         # Counter-clockwise in pixel space: bottom, right, top, left.
-        xs = np.concatenate((lo_x + t * (hi_x - lo_x), np.full_like(t, hi_x), hi_x - t * (hi_x - lo_x), np.full_like(t, lo_x)))
-        ys = np.concatenate((np.full_like(t, lo_y), lo_y + t * (hi_y - lo_y), np.full_like(t, hi_y), hi_y - t * (hi_y - lo_y)))
+        up_x, up_y = lo_x + t * (hi_x - lo_x), lo_y + t * (hi_y - lo_y)
+        down_x, down_y = hi_x - t * (hi_x - lo_x), hi_y - t * (hi_y - lo_y)
+        xs = np.concatenate((up_x, np.full_like(t, hi_x), down_x, np.full_like(t, lo_x)))
+        ys = np.concatenate((np.full_like(t, lo_y), up_y, np.full_like(t, hi_y), down_y))
         ra, dec = exposure.pixel_to_sky_deg(xs, ys)
         self.centre_ra_deg, self.centre_dec_deg = exposure.centre_deg
         self._centre_vec = unit_vectors(self.centre_ra_deg, self.centre_dec_deg)

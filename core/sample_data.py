@@ -127,7 +127,9 @@ def synthetic_field(
     det_ra, det_dec = radec_from_unit_vectors_deg(det_vec)
 
     n_field = max(n_sources - len(det_idx), 0)
-    field_ra, field_dec = exposure.pixel_to_sky_deg(rng.uniform(-0.5, width - 0.5, n_field), rng.uniform(-0.5, height - 0.5, n_field))
+    field_ra, field_dec = exposure.pixel_to_sky_deg(
+        rng.uniform(-0.5, width - 0.5, n_field), rng.uniform(-0.5, height - 0.5, n_field)
+    )
     ra = np.concatenate((det_ra, field_ra))
     dec = np.concatenate((det_dec, field_dec))
     ids = rng.choice(np.arange(10**12, 10**12 + 10**8), len(ra), replace=False).astype(np.int64)
