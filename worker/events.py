@@ -1,0 +1,159 @@
+"""The visit event in memory: packed DiaSource columns <-> numpy, WCS <-> FITS cards.
+
+Pure functions, shared by the worker (decode side) and by producers (the demo,
+tests and benchmarks: encode side). Column dtypes come from the schema's
+``ssassoc:dtype`` attributes, so the schema stays the single source of truth.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from astropy.io import fits
+from astropy.wcs import WCS
+from ssassoc.schemas import SchemaVersion, latest_version, load_schema_json
+
+__all__ = [
+    "SchemaInvalidError",
+    "cards_to_header",
+    "make_visit_event",
+    "pack_sources",
+    "source_dtypes",
+    "unpack_sources",
+    "wcs_to_cards",
+]
+
+
+class SchemaInvalidError(ValueError):
+    """A record that decodes but breaks the schema's documented contract (column lengths...)."""
+
+
+def source_dtypes(version: SchemaVersion | None = None) -> dict[str, np.dtype[Any]]:
+    """DiaSource column name -> little-endian numpy dtype, from the schema at ``version``."""
+    return _source_dtypes(version or latest_version())
+
+
+_DTYPE_CACHE: dict[SchemaVersion, dict[str, np.dtype[Any]]] = {}
+
+
+def _source_dtypes(version: SchemaVersion) -> dict[str, np.dtype[Any]]:
+    cached = _DTYPE_CACHE.get(version)
+    if cached is None:
+        schema = load_schema_json("diaSourceColumns", version)
+        cached = {
+            field["name"]: np.dtype(field["ssassoc:dtype"])
+            for field in schema["fields"]
+            if "ssassoc:dtype" in field
+        }
+        _DTYPE_CACHE[version] = cached
+    return cached
+
+
+def pack_sources(
+    columns: Mapping[str, Any] | pd.DataFrame, version: SchemaVersion | None = None
+) -> dict[str, Any]:
+    """A ``diaSourceColumns`` record from arrays or a DataFrame; missing float columns -> NaN."""
+    dtypes = source_dtypes(version)
+    n_rows = len(np.asarray(columns["diaSourceId"]))
+    record: dict[str, Any] = {"nRows": n_rows}
+    for name, dtype in dtypes.items():
+        if name in columns:
+            values = np.ascontiguousarray(np.asarray(columns[name]), dtype=dtype)
+        elif dtype.kind == "f":
+            values = np.full(n_rows, np.nan, dtype=dtype)
+        else:
+            raise SchemaInvalidError(f"required source column {name!r} is missing")
+        if values.shape != (n_rows,):
+            raise SchemaInvalidError(f"column {name!r} has shape {values.shape}, expected ({n_rows},)")
+        record[name] = values.tobytes()
+    return record
+
+
+def unpack_sources(record: Mapping[str, Any], version: SchemaVersion) -> pd.DataFrame:
+    """A DataFrame of the sources (zero-copy views of the message bytes, read-only)."""
+    n_rows = record.get("nRows")
+    if not isinstance(n_rows, int) or n_rows < 0:
+        raise SchemaInvalidError(f"nRows must be a non-negative int, got {n_rows!r}")
+    data: dict[str, np.ndarray[Any, Any]] = {}
+    for name, dtype in _source_dtypes(version).items():
+        raw = record.get(name)
+        if not isinstance(raw, bytes | bytearray | memoryview):
+            raise SchemaInvalidError(f"source column {name!r} is missing or not bytes")
+        if len(raw) != n_rows * dtype.itemsize:
+            raise SchemaInvalidError(
+                f"source column {name!r} holds {len(raw)} bytes, expected "
+                f"{n_rows} x {dtype.itemsize} ({dtype.str})"
+            )
+        data[name] = np.frombuffer(raw, dtype=dtype)
+    return pd.DataFrame(data, copy=False)
+
+
+# -- WCS as FITS cards -----------------------------------------------------------------
+
+_SKIP = frozenset({"", "COMMENT", "HISTORY", "SIMPLE", "BITPIX", "EXTEND", "END"})
+
+
+def wcs_to_cards(wcs: WCS | fits.Header) -> list[dict[str, Any]]:
+    """FITS cards (keyword, typed value) of a celestial WCS, SIP terms included."""
+    header = wcs if isinstance(wcs, fits.Header) else wcs.to_header(relax=True)
+    cards: list[dict[str, Any]] = []
+    for card in header.cards:
+        keyword = card.keyword
+        if keyword in _SKIP:
+            continue
+        value = card.value
+        if isinstance(value, bool | np.bool_):
+            value = bool(value)
+        elif isinstance(value, int | np.integer):
+            value = int(value)
+        elif isinstance(value, float | np.floating):
+            value = float(value)
+        elif isinstance(value, fits.card.Undefined) or value is None:
+            value = None
+        else:
+            value = str(value)
+        cards.append({"keyword": keyword, "value": value})
+    return cards
+
+
+def cards_to_header(cards: list[dict[str, Any]]) -> dict[str, Any]:
+    """Cards -> ``{keyword: value}`` for :meth:`Exposure.from_fits_header` (last card wins)."""
+    header: dict[str, Any] = {}
+    for card in cards:
+        header[card["keyword"]] = card["value"]
+    return header
+
+
+def make_visit_event(
+    *,
+    visit: int,
+    detector: int,
+    band: str,
+    midpoint_mjd_tai: float,
+    exposure_time_s: float,
+    wcs: WCS | fits.Header,
+    width: int,
+    height: int,
+    sources: Mapping[str, Any] | pd.DataFrame,
+    observatory: str = "X05",
+    version: SchemaVersion | None = None,
+) -> dict[str, Any]:
+    """A ``visitEvent`` record, ready for :func:`ssassoc.worker.wire.encode`."""
+    if not math.isfinite(midpoint_mjd_tai):
+        raise ValueError("midpoint_mjd_tai must be finite")
+    return {
+        "visit": int(visit),
+        "detector": int(detector),
+        "band": band,
+        "midpointMjdTai": float(midpoint_mjd_tai),
+        "exposureTime": float(exposure_time_s),
+        "observatory": observatory,
+        "width": int(width),
+        "height": int(height),
+        "wcs": wcs_to_cards(wcs),
+        "diaSources": pack_sources(sources, version),
+    }
