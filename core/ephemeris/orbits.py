@@ -473,9 +473,11 @@ def _elements_to_state(
     if base == "CART":
         pos, vel = el[:, :3], el[:, 3:]
     elif base == "COM":
-        pos, vel = cometary_to_cartesian(*el.T, epoch, mu_au3_per_day2=mu)
+        q, e, inc, node, peri, tp = el.T
+        pos, vel = cometary_to_cartesian(q, e, inc, node, peri, tp, epoch, mu_au3_per_day2=mu)
     elif base == "KEP":
-        pos, vel = keplerian_to_cartesian(*el.T, mu_au3_per_day2=mu)
+        a, e, inc, node, peri, ma = el.T
+        pos, vel = keplerian_to_cartesian(a, e, inc, node, peri, ma, mu_au3_per_day2=mu)
     else:  # pragma: no cover - checked by the callers
         raise OrbitFormatError(f"unknown orbit format {fmt!r}")
     return ecliptic_to_equatorial(pos), ecliptic_to_equatorial(vel), bary

@@ -1,0 +1,517 @@
+"""N-body propagation of orbits with REBOUND, and observer-centred (astrometric) ephemerides.
+
+Model: the objects are massless test particles under the Sun, Mercury, Venus, Earth, Moon,
+the Mars, Jupiter, Saturn, Uranus, Neptune and Pluto system barycentres (masses and initial
+states from DE421, :mod:`.planets`), integrated with REBOUND's IAS15 (adaptive, 15th order)
+in ICRS, AU and days, with G = 1 and masses as GM. The massive bodies are integrated
+together with the particles from their DE421 states at the start; over the spans of
+interest (years) they stay within metres to kilometres of DE421, far below what matters
+for asteroid astrometry. The Sun's post-Newtonian (1PN, Schwarzschild) correction is added
+with REBOUNDx's ``gr`` force when REBOUNDx is installed (``PropagationConfig.gr``); it moves
+inner-solar-system objects by up to ~0.1 arcsec over a few years.
+
+Heliocentric outputs are taken relative to the integrated Sun (so the slow drift of the
+simulated system against DE421 cancels); barycentric ones add DE421's Sun.
+
+Speed: all objects of a batch share one simulation; objects are added at their own epoch
+while the simulation runs past it (one forward run for requested times after each epoch,
+one backward run for times before). Dense output times are not integrated to one by one:
+the integrator stops only at "nodes" at most ``node_step_days`` apart, and in between the
+state is the two-body (Kepler) motion from the nearest nodes plus a cubic Hermite
+interpolation of the small deviation from it (matched in position and velocity at both
+nodes). ``workers > 1`` splits objects over processes.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import numpy.typing as npt
+import rebound
+
+from . import timescales
+from .magnitudes import phase_angle_deg, v_magnitude
+from .observatory import observer_states
+from .orbits import OrbitTable, propagate_two_body
+from .planets import (
+    BODIES,
+    C_AU_PER_DAY,
+    GM_AU3_PER_DAY2,
+    GM_SUN_AU3_PER_DAY2,
+    body_state,
+    perturber_states,
+)
+
+try:  # optional: REBOUNDx provides the solar GR term
+    import reboundx
+
+    HAVE_REBOUNDX: Final = True
+except ImportError:  # pragma: no cover - depends on the environment
+    HAVE_REBOUNDX = False  # type: ignore[misc]
+
+FloatArray = npt.NDArray[np.float64]
+
+__all__ = [
+    "ObservedStates",
+    "PropagationConfig",
+    "light_time_correct",
+    "observe",
+    "propagate_states",
+]
+
+
+@dataclass(frozen=True)
+class PropagationConfig:
+    """Integrator settings.
+
+    Attributes:
+        gr: add the Sun's 1PN (general relativity) force via REBOUNDx ``gr`` (ignored
+            with a warning-free fallback to Newtonian if REBOUNDx is missing).
+        ias15_epsilon: IAS15 accuracy parameter (REBOUND default 1e-9).
+        node_step_days: largest gap between integrator stops for dense output; requested
+            times in between are interpolated (Kepler + Hermite deviation). 0 disables
+            interpolation (every requested time is integrated to).
+        epoch_tolerance_days: orbits whose epochs differ by less than this are first moved
+            to a common epoch by two-body propagation, so the simulation stops fewer times.
+            0 (default) keeps every epoch exact.
+    """
+
+    gr: bool = True
+    ias15_epsilon: float = 1e-9
+    node_step_days: float = 0.5
+    epoch_tolerance_days: float = 0.0
+
+
+DEFAULT_CONFIG: Final = PropagationConfig()
+
+
+# --------------------------------------------------------------------------------------
+# The integrator core (one process)
+
+
+def _new_simulation(
+    t0_mjd_tdb: float, config: PropagationConfig
+) -> tuple[rebound.Simulation, object]:
+    """A simulation at ``t0`` with the DE421 bodies, and an object to keep alive with it
+    (the REBOUNDx extras, which must outlive the simulation's use)."""
+    sim = rebound.Simulation()
+    sim.G = 1.0
+    sim.integrator = "ias15"
+    sim.integrator.epsilon = config.ias15_epsilon
+    sim.t = t0_mjd_tdb
+    pos, vel = perturber_states([t0_mjd_tdb])
+    for k, body in enumerate(BODIES):
+        p, v = pos[k, 0], vel[k, 0]
+        sim.add(
+            m=GM_AU3_PER_DAY2[body], x=p[0], y=p[1], z=p[2], vx=v[0], vy=v[1], vz=v[2]
+        )
+    sim.N_active = len(BODIES)
+    sim.testparticle_type = 0
+    keep: object = None
+    if config.gr and HAVE_REBOUNDX:
+        extras = reboundx.Extras(sim)
+        gr = extras.load_force("gr")
+        extras.add_force(gr)
+        gr.params["c"] = C_AU_PER_DAY
+        keep = (extras, gr)
+    return sim, keep
+
+
+def _serialize(sim: rebound.Simulation) -> tuple[FloatArray, FloatArray]:
+    n = sim.N
+    xyz = np.empty((n, 3), dtype=np.float64)
+    vxyz = np.empty((n, 3), dtype=np.float64)
+    sim.serialize_particle_data(xyz=xyz, vxvyvz=vxyz)
+    return xyz, vxyz
+
+
+def _add_particles(sim: rebound.Simulation, helio_pos: FloatArray, helio_vel: FloatArray) -> None:
+    """Append test particles given heliocentric states at the simulation's current time."""
+    n_new = helio_pos.shape[0]
+    if n_new == 0:
+        return
+    xyz, vxyz = _serialize(sim)
+    sun_p, sun_v = xyz[0], vxyz[0]
+    for _ in range(n_new):
+        sim.add(m=0.0, x=1.0)
+    xyz2, vxyz2 = _serialize(sim)
+    xyz2[-n_new:] = helio_pos + sun_p
+    vxyz2[-n_new:] = helio_vel + sun_v
+    sim.set_serialized_particle_data(xyz=xyz2, vxvyvz=vxyz2)
+
+
+def _run_direction(
+    helio_pos: FloatArray,
+    helio_vel: FloatArray,
+    epochs: FloatArray,
+    out_times: FloatArray,
+    direction: float,
+    config: PropagationConfig,
+) -> tuple[FloatArray, FloatArray, npt.NDArray[np.bool_]]:
+    """Integrate all particles from their epochs in one direction; record heliocentric
+    states at each of ``out_times`` for particles whose epoch is not beyond it."""
+    n, n_t = helio_pos.shape[0], out_times.size
+    out_p = np.full((n, n_t, 3), np.nan)
+    out_v = np.full((n, n_t, 3), np.nan)
+    valid = np.zeros((n, n_t), dtype=bool)
+    if n == 0 or n_t == 0:
+        return out_p, out_v, valid
+    order = np.argsort(direction * epochs, kind="stable")
+    t_order = np.argsort(direction * out_times, kind="stable")
+    sim, _keep = _new_simulation(float(epochs[order[0]]), config)
+    added = 0  # particles order[:added] are in the simulation, in that order
+    for ti in t_order:
+        t_out = float(out_times[ti])
+        while added < n and direction * (epochs[order[added]] - t_out) <= 0:
+            t_ep = float(epochs[order[added]])
+            stop = added
+            while stop < n and epochs[order[stop]] == t_ep:
+                stop += 1
+            sim.integrate(t_ep, exact_finish_time=1)
+            idx = order[added:stop]
+            _add_particles(sim, helio_pos[idx], helio_vel[idx])
+            added = stop
+        if added == 0:
+            continue
+        sim.integrate(t_out, exact_finish_time=1)
+        xyz, vxyz = _serialize(sim)
+        idx = order[:added]
+        out_p[idx, ti] = xyz[len(BODIES) :] - xyz[0]
+        out_v[idx, ti] = vxyz[len(BODIES) :] - vxyz[0]
+        valid[idx, ti] = True
+    return out_p, out_v, valid
+
+
+def _group_epochs(
+    helio_pos: FloatArray, helio_vel: FloatArray, epochs: FloatArray, tolerance_days: float
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Move epochs within ``tolerance_days`` of each other to a common one (two-body)."""
+    if tolerance_days <= 0 or epochs.size == 0:
+        return helio_pos, helio_vel, epochs
+    grouped = np.round(epochs / tolerance_days) * tolerance_days
+    dt = grouped - epochs
+    p, v = propagate_two_body(helio_pos, helio_vel, dt)
+    moved = dt != 0
+    return np.where(moved[:, None], p, helio_pos), np.where(moved[:, None], v, helio_vel), grouped
+
+
+def _heliocentric_at_epoch(orbits: OrbitTable) -> tuple[FloatArray, FloatArray]:
+    pos = orbits.pos_au.copy()
+    vel = orbits.vel_au_per_day.copy()
+    bary = orbits.barycentric
+    if np.any(bary):
+        sp, sv = body_state("sun", orbits.epoch_mjd_tdb[bary])
+        pos[bary] -= sp
+        vel[bary] -= sv
+    return pos, vel
+
+
+def _propagate_nodes(
+    helio_pos: FloatArray,
+    helio_vel: FloatArray,
+    epochs: FloatArray,
+    times: FloatArray,
+    config: PropagationConfig,
+) -> tuple[FloatArray, FloatArray]:
+    """Heliocentric states at exactly ``times`` (forward and backward runs combined)."""
+    fp, fv, fok = _run_direction(helio_pos, helio_vel, epochs, times, 1.0, config)
+    need_back = ~fok
+    if np.any(need_back):
+        rows = np.flatnonzero(np.any(need_back, axis=1))
+        bp, bv, bok = _run_direction(
+            helio_pos[rows], helio_vel[rows], epochs[rows], times, -1.0, config
+        )
+        take = bok & need_back[rows]
+        sub_p, sub_v = fp[rows], fv[rows]
+        sub_p[take] = bp[take]
+        sub_v[take] = bv[take]
+        fp[rows], fv[rows] = sub_p, sub_v
+    return fp, fv
+
+
+def _hermite_fill(
+    node_t: FloatArray, node_p: FloatArray, node_v: FloatArray, times: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """States at ``times`` from states at bracketing nodes: two-body from the left node
+    plus a cubic Hermite interpolation of the deviation from two-body."""
+    n = node_p.shape[0]
+    j = np.clip(np.searchsorted(node_t, times, side="right") - 1, 0, node_t.size - 2)
+    t_a, t_b = node_t[j], node_t[j + 1]
+    h = t_b - t_a
+    # Two-body from node a to node b: the deviation at b.
+    kp_b, kv_b = propagate_two_body(node_p[:, j], node_v[:, j], h[None, :])
+    dp = node_p[:, j + 1] - kp_b
+    dv = node_v[:, j + 1] - kv_b
+    tau = times - t_a
+    kp, kv = propagate_two_body(node_p[:, j], node_v[:, j], np.broadcast_to(tau, (n, tau.size)))
+    s = (tau / h)[None, :, None]
+    hh = h[None, :, None]
+    # eps(0) = eps'(0) = 0, eps(h) = dp, eps'(h) = dv.
+    c2 = 3.0 * dp - hh * dv
+    c3 = hh * dv - 2.0 * dp
+    eps = c2 * s**2 + c3 * s**3
+    deps = (2.0 * c2 * s + 3.0 * c3 * s**2) / hh
+    return kp + eps, kv + deps
+
+
+def _propagate_helio(
+    helio_pos: FloatArray,
+    helio_vel: FloatArray,
+    epochs: FloatArray,
+    times: FloatArray,
+    config: PropagationConfig,
+) -> tuple[FloatArray, FloatArray]:
+    helio_pos, helio_vel, epochs = _group_epochs(
+        helio_pos, helio_vel, epochs, config.epoch_tolerance_days
+    )
+    uniq = np.unique(times)
+    step = config.node_step_days
+    if step > 0 and uniq.size > 2:
+        n_nodes = int(np.ceil((uniq[-1] - uniq[0]) / step)) + 1
+        if n_nodes < uniq.size:
+            nodes = np.linspace(uniq[0], uniq[-1], max(n_nodes, 2))
+            np_, nv_ = _propagate_nodes(helio_pos, helio_vel, epochs, nodes, config)
+            return _hermite_fill(nodes, np_, nv_, times)
+    p, v = _propagate_nodes(helio_pos, helio_vel, epochs, uniq, config)
+    k = np.searchsorted(uniq, times)
+    return p[:, k], v[:, k]
+
+
+def _worker(
+    args: tuple[FloatArray, FloatArray, FloatArray, FloatArray, PropagationConfig],
+) -> tuple[FloatArray, FloatArray]:
+    return _propagate_helio(*args)
+
+
+def propagate_states(
+    orbits: OrbitTable,
+    times_mjd_tdb: npt.ArrayLike,
+    *,
+    origin: str = "sun",
+    workers: int = 1,
+    config: PropagationConfig = DEFAULT_CONFIG,
+) -> tuple[FloatArray, FloatArray]:
+    """N-body states of every orbit at every time (geometric, no light time).
+
+    Args:
+        orbits: the objects (any epochs; each is integrated from its own epoch).
+        times_mjd_tdb: ``[n_t]`` times, MJD TDB, any order, may repeat.
+        origin: ``'sun'`` (heliocentric, default) or ``'ssb'`` (barycentric).
+        workers: processes to use (objects are split between them).
+        config: integrator settings.
+
+    Returns:
+        ``(pos_au[n_obj, n_t, 3], vel_au_per_day[n_obj, n_t, 3])``, ICRS. Memory is
+        ``48 * n_obj * n_t`` bytes: call in batches of objects for large catalogues.
+    """
+    if origin not in ("sun", "ssb"):
+        raise ValueError(f"origin must be 'sun' or 'ssb', got {origin!r}")
+    times = np.atleast_1d(np.asarray(times_mjd_tdb, dtype=np.float64))
+    if times.ndim != 1:
+        raise ValueError("times_mjd_tdb must be one-dimensional")
+    hp, hv = _heliocentric_at_epoch(orbits)
+    epochs = orbits.epoch_mjd_tdb
+    n = len(orbits)
+    if n == 0 or times.size == 0:
+        return np.zeros((n, times.size, 3)), np.zeros((n, times.size, 3))
+    workers = max(1, min(int(workers), n))
+    if workers == 1:
+        pos, vel = _propagate_helio(hp, hv, epochs, times, config)
+    else:
+        # Deal objects out in epoch order so every worker covers the same epoch range.
+        order = np.argsort(epochs, kind="stable")
+        parts = [order[w::workers] for w in range(workers)]
+        ctx = mp.get_context("fork")
+        with ctx.Pool(workers) as pool:
+            results = pool.map(_worker, [(hp[i], hv[i], epochs[i], times, config) for i in parts])
+        pos = np.empty((n, times.size, 3))
+        vel = np.empty((n, times.size, 3))
+        for idx, (p, v) in zip(parts, results, strict=True):
+            pos[idx], vel[idx] = p, v
+    if origin == "ssb":
+        sp, sv = body_state("sun", times)
+        pos = pos + sp[None]
+        vel = vel + sv[None]
+    return pos, vel
+
+
+# --------------------------------------------------------------------------------------
+# Light time and observables
+
+
+def light_time_correct(
+    helio_pos_au: FloatArray,
+    helio_vel_au_per_day: FloatArray,
+    obs_bary_pos_au: FloatArray,
+    times_mjd_tdb: FloatArray,
+    iterations: int = 4,
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Object state at light emission for observers at ``times``.
+
+    Args:
+        helio_pos_au, helio_vel_au_per_day: ``[n_obj, n_t, 3]`` heliocentric geometric
+            states at the observation times.
+        obs_bary_pos_au: ``[n_t, 3]`` barycentric observer positions.
+        times_mjd_tdb: ``[n_t]`` observation times.
+
+    Returns:
+        ``(helio_pos_emit_au, helio_vel_emit_au_per_day, light_time_days)``: heliocentric
+        state of the object at emission time ``t - tau`` (relative to the Sun at that
+        time) and ``tau``. The short step back (at most hours) uses two-body motion from
+        the geometric state; the Sun's barycentric motion comes from DE421.
+    """
+    t = np.asarray(times_mjd_tdb, np.float64)
+    sun_t, _ = body_state("sun", t)
+    tau = np.linalg.norm(helio_pos_au + sun_t[None] - obs_bary_pos_au[None], axis=-1) / C_AU_PER_DAY
+    p_emit, v_emit = helio_pos_au, helio_vel_au_per_day
+    for _ in range(iterations):
+        p_emit, v_emit = propagate_two_body(
+            helio_pos_au, helio_vel_au_per_day, -tau, GM_SUN_AU3_PER_DAY2
+        )
+        sun_emit, _ = body_state("sun", t[None, :] - tau)
+        rho = p_emit + sun_emit - obs_bary_pos_au[None]
+        tau = np.linalg.norm(rho, axis=-1) / C_AU_PER_DAY
+    return p_emit, v_emit, tau
+
+
+@dataclass(frozen=True)
+class ObservedStates:
+    """Ephemerides of ``n_obj`` objects at ``n_t`` times for one observatory.
+
+    Arrays are ``[n_obj, n_t]`` (``[n_obj, n_t, 3]`` for vectors) unless noted. Frames are
+    ICRS; vectors in AU and AU/day.
+
+    Attributes:
+        object_id: ``[n_obj]`` ids from the orbit table.
+        mjd_tai: ``[n_t]`` observation times (MJD TAI); ``mjd_tdb`` the same in TDB.
+        observatory: MPC code.
+        ra_deg, dec_deg: astrometric ICRS position (light-time corrected; no aberration,
+            no light deflection) -- what JPL Horizons calls "astrometric RA/Dec".
+        ra_rate_deg_per_day: dRA/dt * cos(Dec); dec_rate_deg_per_day: dDec/dt.
+        helio_pos_au, helio_vel_au_per_day: object relative to the Sun at emission time.
+        obs_helio_pos_au, obs_helio_vel_au_per_day: ``[n_t, 3]`` observer relative to the
+            Sun at observation time.
+        topo_pos_au, topo_vel_au_per_day: observer-to-object vector (object at emission,
+            observer at reception; barycentric difference) and its time derivative.
+        topo_range_au, helio_range_au: norms of the two position vectors.
+        topo_range_rate_au_per_day, helio_range_rate_au_per_day: radial velocities
+            (positive = receding).
+        light_time_days: light travel time.
+        phase_angle_deg: Sun-object-observer angle; elongation_deg: Sun-observer-object.
+        v_mag: predicted V magnitude (H-G), NaN where H is unknown.
+    """
+
+    object_id: npt.NDArray[np.object_]
+    mjd_tai: FloatArray
+    mjd_tdb: FloatArray
+    observatory: str
+    ra_deg: FloatArray
+    dec_deg: FloatArray
+    ra_rate_deg_per_day: FloatArray
+    dec_rate_deg_per_day: FloatArray
+    helio_pos_au: FloatArray
+    helio_vel_au_per_day: FloatArray
+    obs_helio_pos_au: FloatArray
+    obs_helio_vel_au_per_day: FloatArray
+    topo_pos_au: FloatArray
+    topo_vel_au_per_day: FloatArray
+    topo_range_au: FloatArray
+    helio_range_au: FloatArray
+    topo_range_rate_au_per_day: FloatArray
+    helio_range_rate_au_per_day: FloatArray
+    light_time_days: FloatArray
+    phase_angle_deg: FloatArray
+    elongation_deg: FloatArray
+    v_mag: FloatArray
+
+
+def observables_from_states(
+    orbits: OrbitTable,
+    helio_pos_au: FloatArray,
+    helio_vel_au_per_day: FloatArray,
+    times_mjd_tai: FloatArray,
+    observatory: str,
+) -> ObservedStates:
+    """:class:`ObservedStates` from geometric heliocentric states ``[n_obj, n_t, 3]`` at
+    the observation times (e.g. from :func:`propagate_states` or a store)."""
+    t_tai = np.atleast_1d(np.asarray(times_mjd_tai, np.float64))
+    t_tdb = timescales.mjd_tai_to_tdb(t_tai)
+    obs_bary_p, obs_bary_v = observer_states(observatory, t_tai, origin="ssb")
+    sun_p, sun_v = body_state("sun", t_tdb)
+    obs_helio_p = obs_bary_p - sun_p
+    obs_helio_v = obs_bary_v - sun_v
+    p_emit, v_emit, tau = light_time_correct(helio_pos_au, helio_vel_au_per_day, obs_bary_p, t_tdb)
+    sun_emit_p, sun_emit_v = body_state("sun", t_tdb[None, :] - tau)
+    rho = p_emit + sun_emit_p - obs_bary_p[None]
+    rng = np.linalg.norm(rho, axis=-1)
+    # d(rho)/dt = v_obj(t - tau) (1 - dtau/dt) - v_obs(t), with dtau/dt = range rate / c.
+    v_obj_bary = v_emit + sun_emit_v
+    rdot0 = np.sum(rho * (v_obj_bary - obs_bary_v[None]), axis=-1) / rng
+    tau_dot = rdot0 / C_AU_PER_DAY / (1.0 + np.sum(rho * v_obj_bary, axis=-1) / rng / C_AU_PER_DAY)
+    rho_dot = v_obj_bary * (1.0 - tau_dot)[..., None] - obs_bary_v[None]
+    ra = np.degrees(np.arctan2(rho[..., 1], rho[..., 0])) % 360.0
+    dec = np.degrees(np.arcsin(np.clip(rho[..., 2] / rng, -1.0, 1.0)))
+    ra_r, dec_r = np.radians(ra), np.radians(dec)
+    e_ra = np.stack([-np.sin(ra_r), np.cos(ra_r), np.zeros_like(ra_r)], axis=-1)
+    e_dec = np.stack(
+        [-np.sin(dec_r) * np.cos(ra_r), -np.sin(dec_r) * np.sin(ra_r), np.cos(dec_r)], axis=-1
+    )
+    ra_rate = np.degrees(np.sum(rho_dot * e_ra, axis=-1) / rng)
+    dec_rate = np.degrees(np.sum(rho_dot * e_dec, axis=-1) / rng)
+    helio_r = np.linalg.norm(p_emit, axis=-1)
+    phase = phase_angle_deg(p_emit, rho)
+    # Elongation: angle at the observer between the Sun and the object.
+    to_sun = -obs_helio_p[None]
+    cosang = np.sum(to_sun * rho, axis=-1) / (np.linalg.norm(to_sun, axis=-1) * rng)
+    elong = np.degrees(np.arccos(np.clip(cosang, -1.0, 1.0)))
+    vmag = v_magnitude(orbits.h_mag[:, None], orbits.g_slope[:, None], helio_r, rng, phase)
+    return ObservedStates(
+        object_id=orbits.object_id,
+        mjd_tai=t_tai,
+        mjd_tdb=t_tdb,
+        observatory=observatory,
+        ra_deg=ra,
+        dec_deg=dec,
+        ra_rate_deg_per_day=ra_rate,
+        dec_rate_deg_per_day=dec_rate,
+        helio_pos_au=p_emit,
+        helio_vel_au_per_day=v_emit,
+        obs_helio_pos_au=obs_helio_p,
+        obs_helio_vel_au_per_day=obs_helio_v,
+        topo_pos_au=rho,
+        topo_vel_au_per_day=rho_dot,
+        topo_range_au=rng,
+        helio_range_au=helio_r,
+        topo_range_rate_au_per_day=np.sum(rho * rho_dot, axis=-1) / rng,
+        helio_range_rate_au_per_day=np.sum(p_emit * v_emit, axis=-1) / helio_r,
+        light_time_days=tau,
+        phase_angle_deg=phase,
+        elongation_deg=elong,
+        v_mag=vmag,
+    )
+
+
+def observe(
+    orbits: OrbitTable,
+    times_mjd_tai: npt.ArrayLike,
+    observatory: str,
+    *,
+    workers: int = 1,
+    config: PropagationConfig = DEFAULT_CONFIG,
+) -> ObservedStates:
+    """Astrometric ephemerides of every orbit at every time, seen from an MPC site.
+
+    Args:
+        orbits: the objects.
+        times_mjd_tai: ``[n_t]`` observation (reception) times, MJD TAI.
+        observatory: MPC observatory code ('X05', 'W84', '500' for the geocentre, ...).
+        workers: processes for the N-body propagation.
+        config: integrator settings.
+    """
+    t_tai = np.atleast_1d(np.asarray(times_mjd_tai, np.float64))
+    t_tdb = timescales.mjd_tai_to_tdb(t_tai)
+    pos, vel = propagate_states(orbits, t_tdb, origin="sun", workers=workers, config=config)
+    return observables_from_states(orbits, pos, vel, t_tai, observatory)
