@@ -1,0 +1,506 @@
+"""The cached ephemeris store: a directory of memory-mapped arrays plus a JSON manifest.
+
+Layout of a store directory (format version 1)::
+
+    manifest.json          what, for where and when, how built, checksums (written last)
+    coeffs.npy             (n_segments, 3, degree + 1) float64: Chebyshev coefficients of
+                           each object's light-time-corrected heliocentric ICRS position (AU)
+                           as a function of observation time
+    seg_start.npy          (n_objects,) int64: first segment row of each object
+    level.npy              (n_objects,) int8: the object has n_base_segments * 2**level
+                           equal segments over the span
+    observer_coeffs.npy    (n_observer_segments, 3, observer_degree + 1) float64: the
+                           observer's heliocentric ICRS position (AU)
+    index_keys.npy         sorted unique time_bin * npix + HEALPix NESTED cell (int64)
+    index_offsets.npy      CSR offsets into index_objects (int64)
+    index_objects.npy      object rows grouped by key (int32)
+    ss_object_id.npy       (n_objects,) int64, Rubin ssObjectId
+    designation.npy        (n_objects,) fixed-width bytes, readable designation
+    h_mag.npy, g_slope.npy (n_objects,) float32 (NaN when unknown)
+    fit_error_mas.npy      (n_objects,) float32, worst verified fit error of the object
+    uncertainty_arcsec.npy (n_objects,) float32, the ephUncertainty column
+
+Stores are written by :func:`write_store_directory` into a temporary sibling directory
+and renamed into place, so the target path holds either nothing or a whole store.
+Readers only ever map files read-only: any number of processes can share one store and
+the page cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from ..columns import SS_OBJECT_OPTIONAL, SS_OBJECT_REQUIRED
+from ..version import __version__
+from .chebyshev import chebyshev_basis
+from .sky_index import SkyIndex
+
+if TYPE_CHECKING:
+    from ..exposure import Exposure
+
+__all__ = [
+    "ARRAY_NAMES",
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "SS_OBJECT_COLUMNS",
+    "EphemerisCoverageError",
+    "EphemerisStore",
+    "EphemerisStoreError",
+    "ObservatoryMismatchError",
+    "sha256_file",
+    "write_store_directory",
+]
+
+FORMAT_NAME = "ssassoc-ephemeris-store"
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+SS_OBJECT_COLUMNS: tuple[str, ...] = SS_OBJECT_REQUIRED + SS_OBJECT_OPTIONAL
+"""Columns of every query result, in order."""
+
+ARRAY_NAMES: tuple[str, ...] = (
+    "coeffs", "seg_start", "level", "observer_coeffs",
+    "index_keys", "index_offsets", "index_objects",
+    "ss_object_id", "designation", "h_mag", "g_slope", "fit_error_mas", "uncertainty_arcsec",
+)  # fmt: skip
+
+AU_KM = 149_597_870.7
+DAY_S = 86_400.0
+AU_PER_DAY_TO_KM_S = AU_KM / DAY_S
+C_AU_PER_DAY = 299_792.458 / AU_KM * DAY_S
+EXPOSURE_BUFFER_PIXELS = 100.0
+"""Default cone margin around a detector, in pixels (the association's ``maxPixelMargin``)."""
+EXPOSURE_BUFFER_ARCSEC = 10.0
+"""Extra cone margin around a detector (arcsec), above the largest ephemeris errors."""
+
+_FLOAT_COLUMNS = SS_OBJECT_COLUMNS[2:]
+_BLOCK_PLACEMENT = (np.array([0]), np.array([1]), np.arange(2, len(SS_OBJECT_COLUMNS)))
+_COLUMN_INDEX = pd.Index(SS_OBJECT_COLUMNS)
+
+try:  # pandas >= 3: build the frame from its blocks (3x faster than the dict constructor)
+    from pandas.api.internals import create_dataframe_from_blocks as _from_blocks
+except ImportError:  # pragma: no cover - pandas 2
+    _from_blocks = None
+
+
+class EphemerisStoreError(RuntimeError):
+    """The store directory is missing, corrupt, foreign or of an unsupported version."""
+
+
+class EphemerisCoverageError(ValueError):
+    """A time outside the span the store was built for."""
+
+
+class ObservatoryMismatchError(ValueError):
+    """An exposure from another observatory than the store was built for."""
+
+
+def sha256_file(path: str | Path, chunk_bytes: int = 1 << 22) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk_bytes):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_store_directory(
+    out_dir: str | Path,
+    arrays: Mapping[str, np.ndarray],
+    manifest: Mapping[str, Any],
+    *,
+    overwrite: bool = False,
+) -> Path:
+    """Write ``arrays`` and a manifest to ``out_dir`` atomically; return the final path.
+
+    Everything goes to a temporary directory beside ``out_dir`` (same filesystem), is
+    fsynced, checksummed into the manifest, and only then renamed to ``out_dir``. On any
+    error the temporary directory is removed; a hard crash can leave only a hidden
+    ``.<name>.partial-*`` sibling, never a half-written ``out_dir``. With ``overwrite`` an
+    existing store is replaced (moved aside, then deleted after the new one is in place).
+    """
+    out = Path(out_dir).absolute()
+    missing = set(ARRAY_NAMES) - set(arrays)
+    if missing:
+        raise ValueError(f"arrays missing from the store: {sorted(missing)}")
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} already exists (pass overwrite=True / --overwrite to replace it)")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    try:
+        entries: dict[str, Any] = {}
+        for name in ARRAY_NAMES:
+            arr = np.ascontiguousarray(arrays[name])
+            path = tmp / f"{name}.npy"
+            with open(path, "wb") as f:
+                np.save(f, arr, allow_pickle=False)
+                f.flush()
+                os.fsync(f.fileno())
+            entries[name] = {
+                "file": path.name,
+                "dtype": arr.dtype.str,
+                "shape": list(arr.shape),
+                "sha256": sha256_file(path),
+            }
+        full = {
+            "format": FORMAT_NAME,
+            "format_version": FORMAT_VERSION,
+            "software_version": __version__,
+            **manifest,
+            "arrays": entries,
+        }
+        with open(tmp / MANIFEST, "w") as f:
+            json.dump(full, f, indent=1, sort_keys=False, allow_nan=False)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o755)
+        _fsync_dir(tmp)
+        if out.exists():
+            trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+            os.rename(out, trash / "store")
+            os.rename(tmp, out)
+            shutil.rmtree(trash, ignore_errors=True)
+        else:
+            os.rename(tmp, out)
+        _fsync_dir(out.parent)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+@dataclass(frozen=True)
+class _Geometry:
+    start_mjd_tai: float
+    end_mjd_tai: float
+    n_base_segments: int
+    degree: int
+    observer_degree: int
+    n_observer_segments: int
+
+    @property
+    def span_days(self) -> float:
+        return self.end_mjd_tai - self.start_mjd_tai
+
+
+class EphemerisStore:
+    """A read-only, memory-mapped ephemeris store for one observatory and time span.
+
+    Open with :meth:`open`. Queries evaluate every candidate's Chebyshev segment at the
+    exact time and keep only objects whose evaluated position is within the radius.
+    Instances hold only read-only maps: share one per process (e.g. in a task), and
+    any number of processes can map the same store.
+    """
+
+    #: used by query_exposure to pad the detector's bounding circle
+    exposure_buffer_pixels: ClassVar[float] = EXPOSURE_BUFFER_PIXELS
+    exposure_buffer_arcsec: ClassVar[float] = EXPOSURE_BUFFER_ARCSEC
+
+    def __init__(self, path: Path, manifest: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        self.path = path
+        self.manifest = manifest
+        b = manifest["build"]
+        self._geo = _Geometry(
+            start_mjd_tai=float(manifest["start_mjd_tai"]),
+            end_mjd_tai=float(manifest["end_mjd_tai"]),
+            n_base_segments=int(b["n_base_segments"]),
+            degree=int(b["degree"]),
+            observer_degree=int(b["observer_degree"]),
+            n_observer_segments=int(b["n_observer_segments"]),
+        )
+        self._a = arrays
+        self._index = SkyIndex(
+            keys=arrays["index_keys"],
+            offsets=arrays["index_offsets"],
+            objects=arrays["index_objects"],
+            nside=int(b["index_nside"]),
+            n_bins=int(b["index_n_bins"]),
+            bin_days=float(b["index_bin_days"]),
+            pad_deg=float(b["index_pad_deg"]),
+        )
+
+    # -- opening -----------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | Path, verify: bool = False) -> EphemerisStore:
+        """Map the store at ``path`` read-only (lazy: pages load on first touch).
+
+        Checks the manifest (format, version, required fields) and every array's file,
+        dtype and shape; with ``verify`` also every array's SHA-256 (reads all bytes).
+        Raises :class:`EphemerisStoreError` with the reason when anything is off.
+        """
+        root = Path(path)
+        if not root.is_dir():
+            raise EphemerisStoreError(f"ephemeris store {root} does not exist or is not a directory")
+        mpath = root / MANIFEST
+        if not mpath.is_file():
+            raise EphemerisStoreError(
+                f"{root} is not an ephemeris store: no {MANIFEST} (an interrupted build leaves none)"
+            )
+        try:
+            manifest = json.loads(mpath.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise EphemerisStoreError(f"{mpath} is corrupt: {exc}") from exc
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+            raise EphemerisStoreError(
+                f"{root} is not an ssassoc ephemeris store (manifest format "
+                f"{manifest.get('format') if isinstance(manifest, dict) else None!r}, expected {FORMAT_NAME!r})"
+            )
+        version = manifest.get("format_version")
+        if version != FORMAT_VERSION:
+            raise EphemerisStoreError(
+                f"{root} has store format version {version!r}; this ssassoc ({__version__}) reads "
+                f"version {FORMAT_VERSION}: rebuild it with `ssassoc ephem build`"
+            )
+        try:
+            for key in ("observatory", "start_mjd_tai", "end_mjd_tai", "n_objects", "build", "arrays"):
+                manifest[key]
+            for key in ("n_base_segments", "degree", "observer_degree", "n_observer_segments",
+                        "index_nside", "index_n_bins", "index_bin_days", "index_pad_deg"):  # fmt: skip
+                manifest["build"][key]
+        except (KeyError, TypeError) as exc:
+            raise EphemerisStoreError(f"{mpath} is corrupt: missing field {exc}") from exc
+        arrays: dict[str, np.ndarray] = {}
+        for name in ARRAY_NAMES:
+            entry = manifest["arrays"].get(name)
+            if not isinstance(entry, dict):
+                raise EphemerisStoreError(f"{mpath} is corrupt: no entry for array {name!r}")
+            fpath = root / str(entry.get("file", ""))
+            if not fpath.is_file():
+                raise EphemerisStoreError(f"ephemeris store {root} is incomplete: {fpath.name} is missing")
+            try:
+                arr = np.load(fpath, mmap_mode="r", allow_pickle=False)
+            except (ValueError, OSError, EOFError) as exc:
+                raise EphemerisStoreError(f"ephemeris store array {fpath} is corrupt: {exc}") from exc
+            if arr.dtype.str != entry.get("dtype") or list(arr.shape) != entry.get("shape"):
+                raise EphemerisStoreError(
+                    f"ephemeris store array {fpath} is corrupt: {arr.dtype.str} {list(arr.shape)} "
+                    f"where the manifest says {entry.get('dtype')} {entry.get('shape')}"
+                )
+            if verify and sha256_file(fpath) != entry.get("sha256"):
+                raise EphemerisStoreError(f"ephemeris store array {fpath} is corrupt: checksum mismatch")
+            arrays[name] = arr
+        n = int(manifest["n_objects"])
+        if any(arrays[k].shape[0] != n for k in ("seg_start", "level", "ss_object_id", "designation")):
+            raise EphemerisStoreError(f"ephemeris store {root} is corrupt: per-object arrays disagree on n")
+        return cls(root, manifest, arrays)
+
+    # -- description ---------------------------------------------------------------
+    @property
+    def observatory(self) -> str:
+        """MPC code of the observatory the store was built for."""
+        return str(self.manifest["observatory"])
+
+    @property
+    def start_mjd_tai(self) -> float:
+        return self._geo.start_mjd_tai
+
+    @property
+    def end_mjd_tai(self) -> float:
+        return self._geo.end_mjd_tai
+
+    @property
+    def n_objects(self) -> int:
+        return int(self.manifest["n_objects"])
+
+    def __len__(self) -> int:
+        return self.n_objects
+
+    def __repr__(self) -> str:
+        return (
+            f"EphemerisStore({str(self.path)!r}, observatory={self.observatory!r}, "
+            f"mjd_tai=[{self.start_mjd_tai}, {self.end_mjd_tai}], n_objects={self.n_objects})"
+        )
+
+    # -- evaluation ------------------------------------------------------------------
+    def _dt_days(self, mjd_tai: float) -> float:
+        t = float(mjd_tai)
+        g = self._geo
+        if not (g.start_mjd_tai <= t <= g.end_mjd_tai):  # also rejects NaN
+            raise EphemerisCoverageError(
+                f"time MJD {t!r} TAI is outside the store's span MJD "
+                f"[{g.start_mjd_tai}, {g.end_mjd_tai}] TAI ({self.path})"
+            )
+        return t - g.start_mjd_tai
+
+    def observer_state(self, mjd_tai: float) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """Observer heliocentric ICRS position (AU) and velocity (AU/day) at ``mjd_tai``."""
+        return self._observer(self._dt_days(mjd_tai))
+
+    def _observer(self, dt_days: float) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        g = self._geo
+        length = g.span_days / g.n_observer_segments
+        k = min(max(int(dt_days // length), 0), g.n_observer_segments - 1)
+        x = 2.0 * (dt_days - k * length) / length - 1.0
+        t, d = chebyshev_basis(np.array([x]), g.observer_degree)
+        c = np.asarray(self._a["observer_coeffs"][k])
+        return c @ t[0], (c @ d[0]) * (2.0 / length)
+
+    def positions(
+        self, rows: npt.ArrayLike, mjd_tai: float
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """Heliocentric ICRS position (AU) at light-emission time and its derivative with
+        respect to observation time (AU/day) of object ``rows`` observed at ``mjd_tai``."""
+        dt = self._dt_days(mjd_tai)
+        return self._helio(np.asarray(rows, dtype=np.int64), dt)
+
+    def _helio(
+        self, rows: npt.NDArray[np.int64], dt: float
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        g = self._geo
+        nseg = np.left_shift(g.n_base_segments, self._a["level"][rows].astype(np.int64))
+        length = g.span_days / nseg
+        k = np.minimum((dt / length).astype(np.int64), nseg - 1)
+        x = 2.0 * (dt - k * length) / length - 1.0
+        c = self._a["coeffs"][self._a["seg_start"][rows] + k]
+        t, d = chebyshev_basis(x, g.degree)
+        pos = np.einsum("nck,nk->nc", c, t)
+        vel = np.einsum("nck,nk->nc", c, d) * (2.0 / length)[:, None]
+        return pos, vel
+
+    # -- queries ---------------------------------------------------------------------
+    def query(self, mjd_tai: float, ra_deg: float, dec_deg: float, radius_deg: float) -> pd.DataFrame:
+        """Objects whose predicted position at ``mjd_tai`` (TAI) is within ``radius_deg``
+        of (``ra_deg``, ``dec_deg``) (ICRS, degrees), as a ``solarSystemObjectTable``.
+
+        Columns (exactly :data:`SS_OBJECT_COLUMNS`): ``ssObjectId`` int64, ``designation``
+        str, ``ephRa``/``ephDec`` deg (astrometric: light-time corrected, no aberration),
+        ``ephRateRa`` (includes cos dec) / ``ephRateDec`` deg/day, ``helio_*``/``topo_*``
+        AU at light-emission time, ``*_v*`` km/s, ``ephVmag`` mag (NaN without H),
+        ``ephUncertainty`` arcsec (see docs/ephemeris.md). Rows ordered by store row.
+        """
+        dt = self._dt_days(mjd_tai)
+        ra, dec, radius = float(ra_deg), float(dec_deg), float(radius_deg)
+        if not (math.isfinite(ra) and -90.0 <= dec <= 90.0 and 0.0 <= radius <= 180.0):
+            raise ValueError(
+                f"bad cone: ra={ra_deg!r} dec={dec_deg!r} (deg, |dec| <= 90) radius={radius_deg!r} "
+                "(deg, 0..180)"
+            )
+        if radius + self._index.pad_deg >= 90.0:
+            cand = np.arange(self.n_objects, dtype=np.int64)  # a hemisphere or more: scan all
+        else:
+            cand = self._index.candidates(dt, ra, dec, radius)
+        return self._evaluate(cand, dt, ra, dec, radius)
+
+    def query_exposure(self, exposure: Exposure) -> pd.DataFrame:
+        """Objects predicted at the exposure midpoint within the detector's bounding circle
+        plus a margin (``exposure_buffer_pixels`` pixels + ``exposure_buffer_arcsec``).
+
+        The bounding circle is measured from 8 points per detector edge mapped through the
+        full WCS (distortions included). Raises :class:`ObservatoryMismatchError` if the
+        exposure's observatory is not the store's.
+        """
+        if exposure.observatory != self.observatory:
+            raise ObservatoryMismatchError(
+                f"exposure is from observatory {exposure.observatory!r} but the ephemeris store "
+                f"{self.path} was built for {self.observatory!r}"
+            )
+        ra_c, dec_c = exposure.centre_deg
+        w, h = exposure.width, exposure.height
+        s = np.linspace(0.0, 1.0, 9)
+        xs = np.concatenate([s * w, np.full(9, w), s * w, np.zeros(9)]) - 0.5
+        ys = np.concatenate([np.zeros(9), s * h, np.full(9, h), s * h]) - 0.5
+        ra_e, dec_e = exposure.pixel_to_sky_deg(xs, ys)
+        radius = float(np.max(_separation_deg(ra_c, dec_c, ra_e, dec_e)))
+        buffer_deg = (
+            self.exposure_buffer_pixels * exposure.pixel_scale_arcsec + self.exposure_buffer_arcsec
+        ) / 3600.0
+        return self.query(exposure.midpointMjdTai, ra_c, dec_c, radius + buffer_deg)
+
+    def _evaluate(
+        self, cand: npt.NDArray[np.int64], dt: float, ra: float, dec: float, radius: float
+    ) -> pd.DataFrame:
+        a = self._a
+        helio, dhelio = self._helio(cand, dt)  # AU, AU/day (d/d observation time)
+        obs_p, obs_v = self._observer(dt)
+        topo = helio - obs_p
+        rho = np.sqrt(np.einsum("nc,nc->n", topo, topo))
+        u = topo / rho[:, None]
+        ra_r, dec_r = math.radians(ra), math.radians(dec)
+        centre = np.array(
+            [math.cos(dec_r) * math.cos(ra_r), math.cos(dec_r) * math.sin(ra_r), math.sin(dec_r)]
+        )
+        keep = u @ centre >= math.cos(math.radians(radius))
+        if not keep.all():
+            cand, helio, dhelio, topo, rho, u = (
+                cand[keep], helio[keep], dhelio[keep], topo[keep], rho[keep], u[keep],
+            )  # fmt: skip
+        n = cand.size
+        out = np.empty((len(_FLOAT_COLUMNS), n))
+        ux, uy, uz = u[:, 0], u[:, 1], u[:, 2]
+        cos_dec = np.hypot(ux, uy)
+        out[0] = np.degrees(np.arctan2(uy, ux)) % 360.0  # ephRa
+        out[1] = np.degrees(np.arcsin(np.clip(uz, -1.0, 1.0)))  # ephDec
+        w = dhelio - obs_v  # apparent topocentric motion, AU/day
+        rho_dot = np.einsum("nc,nc->n", u, w)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            scale = np.degrees(1.0 / (rho * cos_dec))
+            out[2] = (ux * w[:, 1] - uy * w[:, 0]) * scale  # d(ra)/dt cos(dec)
+            out[3] = (w[:, 2] - uz * rho_dot) * scale  # d(dec)/dt
+        out[4:7] = helio.T
+        out[7:10] = topo.T
+        # velocity at emission time: d(helio)/d(t_obs) = v(t_emit) * (1 - rho_dot / c)
+        v_helio = dhelio * (AU_PER_DAY_TO_KM_S / (1.0 - rho_dot / C_AU_PER_DAY))[:, None]
+        out[10:13] = v_helio.T
+        out[13:16] = (v_helio - obs_v * AU_PER_DAY_TO_KM_S).T
+        # V magnitude, H-G system (see magnitudes.py); phase angle from the two vectors
+        r_helio = np.sqrt(np.einsum("nc,nc->n", helio, helio))
+        cos_phase = np.einsum("nc,nc->n", helio, topo) / (r_helio * rho)
+        out[16] = _v_mag(a["h_mag"][cand], a["g_slope"][cand], r_helio, rho, cos_phase)
+        out[17] = a["uncertainty_arcsec"][cand]
+        return _frame(a["ss_object_id"][cand], a["designation"][cand], out)
+
+
+def _v_mag(
+    h: npt.ArrayLike,
+    g: npt.ArrayLike,
+    r_au: npt.NDArray[np.float64],
+    delta_au: npt.NDArray[np.float64],
+    cos_phase: npt.NDArray[np.float64],
+) -> npt.NDArray[np.float64]:
+    from .magnitudes import v_magnitude
+
+    phase_deg = np.degrees(np.arccos(np.clip(cos_phase, -1.0, 1.0)))
+    return v_magnitude(h, g, r_au, delta_au, phase_deg)
+
+
+def _separation_deg(ra1: float, dec1: float, ra2: npt.ArrayLike, dec2: npt.ArrayLike) -> npt.NDArray[np.float64]:
+    r1, d1 = math.radians(ra1), math.radians(dec1)
+    r2, d2 = np.radians(ra2), np.radians(dec2)
+    # haversine: accurate at small separations
+    h = np.sin((d2 - d1) / 2) ** 2 + math.cos(d1) * np.cos(d2) * np.sin((r2 - r1) / 2) ** 2
+    return np.asarray(np.degrees(2 * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))), dtype=np.float64)
+
+
+def _frame(ids: np.ndarray, designation: np.ndarray, floats: np.ndarray) -> pd.DataFrame:
+    """The result frame: one int64, one string and one float64 block (no per-column copies)."""
+    n = floats.shape[1]
+    ids64 = np.asarray(ids, dtype=np.int64)
+    names = np.char.decode(designation, "latin-1") if designation.dtype.kind == "S" else designation
+    if _from_blocks is not None:
+        des = pd.array(names, dtype="str")
+        blocks = [(ids64[None, :], _BLOCK_PLACEMENT[0]), (des, _BLOCK_PLACEMENT[1]), (floats, _BLOCK_PLACEMENT[2])]
+        return _from_blocks(blocks, index=pd.RangeIndex(n), columns=_COLUMN_INDEX)
+    data: dict[str, Any] = {"ssObjectId": ids64, "designation": names.astype(str)}  # pragma: no cover
+    data.update(zip(_FLOAT_COLUMNS, floats, strict=True))  # pragma: no cover
+    return pd.DataFrame(data, columns=list(SS_OBJECT_COLUMNS))  # pragma: no cover
