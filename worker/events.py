@@ -8,18 +8,21 @@ tests and benchmarks: encode side). Column dtypes come from the schema's
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from astropy.io import fits
-from astropy.wcs import WCS
+from astropy.wcs import WCS, Sip
+from ssassoc.core import Exposure, ExposureError
 from ssassoc.schemas import SchemaVersion, latest_version, load_schema_json
 
 __all__ = [
     "SchemaInvalidError",
     "cards_to_header",
+    "exposure_from_event",
     "make_visit_event",
     "pack_sources",
     "source_dtypes",
@@ -157,3 +160,92 @@ def make_visit_event(
         "wcs": wcs_to_cards(wcs),
         "diaSources": pack_sources(sources, version),
     }
+
+
+# -- the exposure, fast ----------------------------------------------------------------
+
+_LINEAR = re.compile(r"^(CTYPE|CRVAL|CRPIX|CDELT|CUNIT)[12]$|^(CD|PC)[12]_[12]$")
+_SIP = re.compile(r"^(A|B|AP|BP)_(ORDER|\d+_\d+)$")
+_INFORMATIONAL = frozenset(
+    {
+        "WCSAXES", "LONPOLE", "LATPOLE", "RADESYS", "EQUINOX", "MJDREF", "MJD-OBS", "MJD-MID",
+        "MJD-BEG", "MJD-END", "DATE-OBS", "DATE-AVG", "DATEREF", "TIMESYS", "EXPTIME", "NAXIS",
+        "NAXIS1", "NAXIS2", "OBSCODE", "VISIT", "DETECTOR", "WCSNAME", "DATE-BEG", "DATE-END",
+    }
+)  # fmt: skip
+
+
+def _sip_matrix(header: Mapping[str, Any], prefix: str) -> np.ndarray[Any, Any] | None:
+    order = header.get(f"{prefix}_ORDER")
+    if order is None:
+        return None
+    order = int(order)
+    matrix = np.zeros((order + 1, order + 1))
+    for p in range(order + 1):
+        for q in range(order + 1 - p):
+            matrix[p, q] = float(header.get(f"{prefix}_{p}_{q}", 0.0))
+    return matrix
+
+
+def _fast_wcs(header: Mapping[str, Any]) -> WCS | None:
+    """A TAN/TAN-SIP WCS built without FITS parsing (~50x faster); None if unsupported keys."""
+    for keyword in header:
+        if not (_LINEAR.match(keyword) or _SIP.match(keyword) or keyword in _INFORMATIONAL):
+            return None  # e.g. PV terms, lookup tables: let astropy parse the header
+    wcs = WCS(naxis=2)
+    ctype = [str(header.get("CTYPE1", "")), str(header.get("CTYPE2", ""))]
+    wcs.wcs.ctype = [c.replace("-SIP", "") for c in ctype]
+    wcs.wcs.crval = [float(header.get("CRVAL1", 0.0)), float(header.get("CRVAL2", 0.0))]
+    crpix = [float(header.get("CRPIX1", 0.0)), float(header.get("CRPIX2", 0.0))]
+    wcs.wcs.crpix = crpix
+    if any(k in header for k in ("CD1_1", "CD1_2", "CD2_1", "CD2_2")):
+        wcs.wcs.cd = [
+            [float(header.get("CD1_1", 0.0)), float(header.get("CD1_2", 0.0))],
+            [float(header.get("CD2_1", 0.0)), float(header.get("CD2_2", 0.0))],
+        ]
+    else:
+        wcs.wcs.pc = [
+            [float(header.get("PC1_1", 1.0)), float(header.get("PC1_2", 0.0))],
+            [float(header.get("PC2_1", 0.0)), float(header.get("PC2_2", 1.0))],
+        ]
+        wcs.wcs.cdelt = [float(header.get("CDELT1", 1.0)), float(header.get("CDELT2", 1.0))]
+    wcs.wcs.cunit = [str(header.get("CUNIT1", "deg")), str(header.get("CUNIT2", "deg"))]
+    for key, attr in (("LONPOLE", "lonpole"), ("LATPOLE", "latpole")):
+        if key in header:
+            setattr(wcs.wcs, attr, float(header[key]))
+    if "RADESYS" in header:
+        wcs.wcs.radesys = str(header["RADESYS"])
+    if "EQUINOX" in header:
+        wcs.wcs.equinox = float(header["EQUINOX"])
+    a, b = _sip_matrix(header, "A"), _sip_matrix(header, "B")
+    if (a is None) != (b is None):
+        raise ExposureError("SIP distortion needs both A_ORDER and B_ORDER")
+    if a is not None and b is not None:
+        if not all(c.endswith("-SIP") for c in ctype):
+            raise ExposureError("SIP coefficients given but CTYPE does not end in -SIP")
+        wcs.sip = Sip(a, b, _sip_matrix(header, "AP"), _sip_matrix(header, "BP"), crpix)
+    wcs.wcs.set()
+    return wcs
+
+
+def exposure_from_event(event: Mapping[str, Any]) -> Exposure:
+    """The :class:`Exposure` of a decoded visit event; bad WCS -> :class:`ExposureError`."""
+    header = cards_to_header(event["wcs"])
+    try:
+        wcs = _fast_wcs(header)
+    except ExposureError:
+        raise
+    except Exception as exc:  # wcslib's own errors (bad CTYPE, singular matrix...)
+        raise ExposureError(f"invalid WCS: {exc}") from exc
+    if wcs is None:
+        return Exposure.from_fits_header(
+            header, width=event["width"], height=event["height"],
+            midpointMjdTai=event["midpointMjdTai"], observatory=event["observatory"],
+            visit=event["visit"], detector=event["detector"],
+        )  # fmt: skip
+    return Exposure(
+        wcs=wcs, width=event["width"], height=event["height"],
+        midpointMjdTai=event["midpointMjdTai"], observatory=event["observatory"],
+        visit=event["visit"], detector=event["detector"],
+        exposureTimeSeconds=float(event.get("exposureTime", math.nan)),
+    )  # fmt: skip

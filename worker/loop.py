@@ -18,6 +18,7 @@ whose outputs were produced in the same window.
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from collections.abc import Callable
@@ -64,8 +65,16 @@ def consumer_config(settings: WorkerSettings, *, group_id: str | None = None) ->
     return conf
 
 
+# Consumer-only properties given through --kafka would make the producer warn on every start.
+_CONSUMER_ONLY = re.compile(
+    r"^(session\.timeout\.ms|heartbeat\.interval\.ms|max\.poll\.interval\.ms|auto\.offset\.reset"
+    r"|partition\.assignment\.strategy|group\..*|fetch\..*|queued\..*|check\.crcs"
+    r"|auto\.commit\.interval\.ms|allow\.auto\.create\.topics)$"
+)
+
+
 def producer_config(settings: WorkerSettings, *, transactional: bool) -> dict[str, Any]:
-    conf = settings.common_kafka()
+    conf = {k: v for k, v in settings.common_kafka().items() if not _CONSUMER_ONLY.match(k)}
     conf.setdefault("linger.ms", 2)
     conf.setdefault("client.id", f"ssassoc-{settings.instance_id}")
     conf["enable.idempotence"] = True
@@ -520,4 +529,5 @@ def build_worker(
         limits=EventLimits(settings.max_event_bytes, settings.max_sources),
         max_dist_arcsec=settings.max_dist_arcsec,
     )
+    processor.warm_up()
     return Worker(settings, processor, log or get_logger(), stop=stop)

@@ -23,7 +23,7 @@ from ssassoc.core.columns import SSSOURCE_COLUMNS, SSSOURCE_REQUIRED
 from . import wire
 from .deadletter import InputMessage, OutputMessage, RejectedEvent
 from .ephemeris import EphemerisProvider, coverage_error_types
-from .events import SchemaInvalidError, cards_to_header, unpack_sources
+from .events import SchemaInvalidError, exposure_from_event, unpack_sources
 
 __all__ = [
     "EventLimits",
@@ -107,6 +107,14 @@ class EventProcessor:
         )
         self._coverage_errors = coverage_error_types()
 
+    def warm_up(self) -> None:
+        """Run the task once on built-in synthetic data: the first real event then pays no
+        one-off costs (astropy frame set-up, ~0.1 s), which would spoil its latency."""
+        from ssassoc.core.sample_data import synthetic_field
+
+        field = synthetic_field(n_sources=50, n_objects=5, seed=0)
+        self.task.run(field.exposure, field.sources, band="r", solarSystemObjectTable=field.objects)
+
     # -- stages ------------------------------------------------------------------------
     def _decode(self, message: InputMessage) -> tuple[dict[str, Any], pd.DataFrame, Exposure]:
         size = 0 if message.value is None else len(message.value)
@@ -124,15 +132,7 @@ class EventProcessor:
         for name in ("width", "height"):
             if event[name] <= 0:
                 raise SchemaInvalidError(f"{name} must be positive, got {event[name]}")
-        exposure = Exposure.from_fits_header(
-            cards_to_header(event["wcs"]),
-            width=event["width"],
-            height=event["height"],
-            midpointMjdTai=event["midpointMjdTai"],
-            observatory=event["observatory"],
-            visit=event["visit"],
-            detector=event["detector"],
-        )
+        exposure = exposure_from_event(event)
         return event, sources, exposure
 
     @staticmethod
