@@ -81,9 +81,9 @@ SSSOURCE_COLUMNS: tuple[ColumnSpec, ...] = (
     ColumnSpec("topo_vy", "km/s", _F, "Topocentric ICRS vy at light-emission time."),
     ColumnSpec("topo_vz", "km/s", _F, "Topocentric ICRS vz at light-emission time."),
     ColumnSpec("topo_vtot", "km/s", _F, "Norm of the topocentric velocity."),
-    ColumnSpec("diaDistanceRank", None, _I, "Rank of this source among the object's candidates by distance (1 = nearest)."),  # noqa: E501
+    ColumnSpec(
+        "diaDistanceRank", None, _I, "Rank of this source among the object's candidates by distance (1 = nearest)."
+    ),  # noqa: E501
 )
 
-SSSOURCE_REQUIRED: frozenset[str] = frozenset(
-    {"diaSourceId", "ssObjectId", "eclLambda", "eclBeta", "galLon", "galLat"}
-)
+SSSOURCE_REQUIRED: frozenset[str] = frozenset({"diaSourceId", "ssObjectId", "eclLambda", "eclBeta", "galLon", "galLat"})

@@ -48,9 +48,7 @@ def packed_to_ss_object_id(packed: str) -> int:
     if not isinstance(packed, str):
         raise DesignationError(f"packed designation must be a str, got {type(packed).__name__}")
     if not 7 <= len(packed) <= 8:
-        raise DesignationError(
-            f"packed designation {packed!r} has {len(packed)} characters; 7 or 8 are required"
-        )
+        raise DesignationError(f"packed designation {packed!r} has {len(packed)} characters; 7 or 8 are required")
     try:
         raw = packed.encode("latin-1")
     except UnicodeEncodeError as exc:

@@ -46,7 +46,11 @@ class Exposure:
     def __post_init__(self) -> None:
         if not isinstance(self.wcs, WCS):
             raise ExposureError(f"wcs must be an astropy.wcs.WCS, got {type(self.wcs).__name__}")
-        if not self.wcs.has_celestial or self.wcs.naxis != 2:
+        try:
+            celestial = self.wcs.has_celestial and self.wcs.naxis == 2
+        except Exception as exc:  # wcslib raises on singular or inconsistent keywords
+            raise ExposureError(f"unusable WCS: {exc}") from exc
+        if not celestial:
             raise ExposureError("wcs must be a 2-axis celestial WCS (e.g. RA---TAN / DEC--TAN)")
         for name in ("width", "height"):
             value = getattr(self, name)
@@ -58,13 +62,14 @@ class Exposure:
             raise ExposureError(f"midpointMjdTai must be a finite MJD (TAI), got {mjd!r}")
         object.__setattr__(self, "midpointMjdTai", float(mjd))
         if not isinstance(self.observatory, str) or not _OBSCODE.match(self.observatory):
-            raise ExposureError(
-                f"observatory must be a 3-character MPC code such as 'X05', got {self.observatory!r}"
-            )
+            raise ExposureError(f"observatory must be a 3-character MPC code such as 'X05', got {self.observatory!r}")
         object.__setattr__(self, "visit", int(self.visit))
         object.__setattr__(self, "detector", int(self.detector))
         # A WCS that cannot map its own centre is broken (singular CD matrix, NaN keywords...).
-        centre = self.pixel_to_sky_deg(np.array([(self.width - 1) / 2]), np.array([(self.height - 1) / 2]))
+        try:
+            centre = self.pixel_to_sky_deg(np.array([(self.width - 1) / 2]), np.array([(self.height - 1) / 2]))
+        except Exception as exc:
+            raise ExposureError(f"unusable WCS: {exc}") from exc
         if not np.all(np.isfinite(centre[0])) or not np.all(np.isfinite(centre[1])):
             raise ExposureError("wcs does not map the detector centre to a finite sky position")
 

@@ -96,8 +96,7 @@ def offsets(
     cross = np.where(moving, (off_dec * rate_ra_deg_day - off_ra * rate_dec_deg_day) / safe_rate, np.nan)
     return {
         "ephRate": rate,
-        "ephOffset": angular_separation_deg(eph_ra_deg, eph_dec_deg, obs_ra_deg, obs_dec_deg)
-        * ARCSEC_PER_DEG,
+        "ephOffset": angular_separation_deg(eph_ra_deg, eph_dec_deg, obs_ra_deg, obs_dec_deg) * ARCSEC_PER_DEG,
         "ephOffsetRa": off_ra,
         "ephOffsetDec": off_dec,
         "ephOffsetAlongTrack": along,

@@ -188,10 +188,7 @@ class Task:
         if config is None:
             config = self.ConfigClass()
         elif not isinstance(config, self.ConfigClass):
-            raise TypeError(
-                f"{type(self).__name__} needs a {self.ConfigClass.__name__}, "
-                f"got {type(config).__name__}"
-            )
+            raise TypeError(f"{type(self).__name__} needs a {self.ConfigClass.__name__}, got {type(config).__name__}")
         self.config = config
         if parentTask is None:
             self._name = name or self._DefaultName
