@@ -474,9 +474,7 @@ def build_store(
     keys, offsets, objects = merge_entries(parts)
     del parts
 
-    names = np.asarray([str(x) for x in kept.name], dtype=object)
-    width = max(1, max((len(s.encode("utf-8")) for s in names), default=1))
-    designation = np.array([s.encode("utf-8") for s in names], dtype=f"S{width}")
+    designation = np.asarray([str(x) for x in kept.name], dtype=str)  # fixed-width unicode
     uncertainty = np.hypot(fit_err / 1000.0, p.uncertainty_floor_arcsec)
     arrays = {
         "coeffs": coeffs,

@@ -89,18 +89,32 @@ def chebyshev_basis(x: npt.ArrayLike, degree: int) -> tuple[FloatArray, FloatArr
     ``T'_{k+1} = 2 T_k + 2x T'_k - T'_{k-1}``, exact at ``x = +-1`` (no division).
     """
     xa = np.asarray(x, dtype=np.float64)
-    t = np.empty((*xa.shape, degree + 1))
+    if xa.ndim == 0:  # one time (the observer): plain floats beat tiny-array numpy calls
+        return _basis_scalar(float(xa), degree)
+    # k-major scratch arrays: every recurrence step is then one contiguous vector op
+    t = np.empty((degree + 1, *xa.shape))
     d = np.empty_like(t)
-    t[..., 0] = 1.0
-    d[..., 0] = 0.0
+    t[0] = 1.0
+    d[0] = 0.0
     if degree >= 1:
-        t[..., 1] = xa
-        d[..., 1] = 1.0
+        t[1] = xa
+        d[1] = 1.0
     two_x = 2.0 * xa
     for k in range(1, degree):
-        t[..., k + 1] = two_x * t[..., k] - t[..., k - 1]
-        d[..., k + 1] = 2.0 * t[..., k] + two_x * d[..., k] - d[..., k - 1]
-    return t, d
+        t[k + 1] = two_x * t[k] - t[k - 1]
+        d[k + 1] = 2.0 * t[k] + two_x * d[k] - d[k - 1]
+    if xa.ndim == 1:
+        return t.T, d.T
+    return np.moveaxis(t, 0, -1), np.moveaxis(d, 0, -1)
+
+
+def _basis_scalar(x: float, degree: int) -> tuple[FloatArray, FloatArray]:
+    t = [1.0, x][: degree + 1]
+    d = [0.0, 1.0][: degree + 1]
+    for k in range(1, degree):
+        t.append(2.0 * x * t[k] - t[k - 1])
+        d.append(2.0 * t[k] + 2.0 * x * d[k] - d[k - 1])
+    return np.array(t), np.array(d)
 
 
 def segment_index_and_x(

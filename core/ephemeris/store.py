@@ -15,7 +15,7 @@ Layout of a store directory (format version 1)::
     index_offsets.npy      CSR offsets into index_objects (int64)
     index_objects.npy      object rows grouped by key (int32)
     ss_object_id.npy       (n_objects,) int64, Rubin ssObjectId
-    designation.npy        (n_objects,) fixed-width bytes, readable designation
+    designation.npy        (n_objects,) fixed-width unicode, readable designation
     h_mag.npy, g_slope.npy (n_objects,) float32 (NaN when unknown)
     fit_error_mas.npy      (n_objects,) float32, worst verified fit error of the object
     uncertainty_arcsec.npy (n_objects,) float32, the ephUncertainty column
@@ -93,6 +93,7 @@ try:  # pandas >= 3: build the frame from its blocks (3x faster than the dict co
     from pandas.api.internals import create_dataframe_from_blocks as _from_blocks
 except ImportError:  # pragma: no cover - pandas 2
     _from_blocks = None
+_STR_DTYPE = pd.api.types.pandas_dtype("str")
 
 
 class EphemerisStoreError(RuntimeError):
@@ -239,6 +240,7 @@ class EphemerisStore:
             bin_days=float(b["index_bin_days"]),
             pad_deg=float(b["index_pad_deg"]),
         )
+        self._levels = np.arange(int(b.get("max_level", 8)) + 1, dtype=np.int64)
 
     # -- opening -----------------------------------------------------------------
     @classmethod
@@ -299,7 +301,8 @@ class EphemerisStore:
                 )
             if verify and sha256_file(fpath) != entry.get("sha256"):
                 raise EphemerisStoreError(f"ephemeris store array {fpath} is corrupt: checksum mismatch")
-            arrays[name] = arr
+            # plain ndarray views of the maps: same pages, none of np.memmap's per-index overhead
+            arrays[name] = arr.view(np.ndarray)
         n = int(manifest["n_objects"])
         if any(arrays[k].shape[0] != n for k in ("seg_start", "level", "ss_object_id", "designation")):
             raise EphemerisStoreError(f"ephemeris store {root} is corrupt: per-object arrays disagree on n")
@@ -352,9 +355,9 @@ class EphemerisStore:
         length = g.span_days / g.n_observer_segments
         k = min(max(int(dt_days // length), 0), g.n_observer_segments - 1)
         x = 2.0 * (dt_days - k * length) / length - 1.0
-        t, d = chebyshev_basis(np.array([x]), g.observer_degree)
-        c = np.asarray(self._a["observer_coeffs"][k])
-        return c @ t[0], (c @ d[0]) * (2.0 / length)
+        t, d = chebyshev_basis(x, g.observer_degree)
+        c = self._a["observer_coeffs"][k]
+        return c @ t, (c @ d) * (2.0 / length)
 
     def positions(
         self, rows: npt.ArrayLike, mjd_tai: float
@@ -364,18 +367,28 @@ class EphemerisStore:
         dt = self._dt_days(mjd_tai)
         return self._helio(np.asarray(rows, dtype=np.int64), dt)
 
-    def _helio(
-        self, rows: npt.NDArray[np.int64], dt: float
-    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    def _level_tables(self, dt: float) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """Per segment level: segment number, basis T_k and dT_k/dt (per day) at ``dt``.
+
+        All objects of one level share their segment boundaries, so the basis is computed
+        once per level (<= 9 of them) instead of once per object.
+        """
         g = self._geo
-        nseg = np.left_shift(g.n_base_segments, self._a["level"][rows].astype(np.int64))
+        nseg = np.left_shift(g.n_base_segments, self._levels)
         length = g.span_days / nseg
         k = np.minimum((dt / length).astype(np.int64), nseg - 1)
         x = 2.0 * (dt - k * length) / length - 1.0
-        c = self._a["coeffs"][self._a["seg_start"][rows] + k]
         t, d = chebyshev_basis(x, g.degree)
-        pos = np.einsum("nck,nk->nc", c, t)
-        vel = np.einsum("nck,nk->nc", c, d) * (2.0 / length)[:, None]
+        return k, t, d * (2.0 / length)[:, None]
+
+    def _helio(
+        self, rows: npt.NDArray[np.int64], dt: float
+    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        k_tab, t_tab, d_tab = self._level_tables(dt)
+        lvl = self._a["level"][rows]
+        c = self._a["coeffs"][self._a["seg_start"][rows] + k_tab[lvl]]
+        pos = np.einsum("nck,nk->nc", c, t_tab[lvl])
+        vel = np.einsum("nck,nk->nc", c, d_tab[lvl])
         return pos, vel
 
     # -- queries ---------------------------------------------------------------------
@@ -496,9 +509,9 @@ def _frame(ids: np.ndarray, designation: np.ndarray, floats: np.ndarray) -> pd.D
     """The result frame: one int64, one string and one float64 block (no per-column copies)."""
     n = floats.shape[1]
     ids64 = np.asarray(ids, dtype=np.int64)
-    names = np.char.decode(designation, "latin-1") if designation.dtype.kind == "S" else designation
+    names = designation
     if _from_blocks is not None:
-        des = pd.array(names, dtype="str")
+        des = pd.array(names, dtype=_STR_DTYPE)
         blocks = [(ids64[None, :], _BLOCK_PLACEMENT[0]), (des, _BLOCK_PLACEMENT[1]), (floats, _BLOCK_PLACEMENT[2])]
         return _from_blocks(blocks, index=pd.RangeIndex(n), columns=_COLUMN_INDEX)
     data: dict[str, Any] = {"ssObjectId": ids64, "designation": names.astype(str)}  # pragma: no cover
