@@ -83,7 +83,7 @@ SSSOURCE_COLUMNS: tuple[ColumnSpec, ...] = (
     ColumnSpec("topo_vtot", "km/s", _F, "Norm of the topocentric velocity."),
     ColumnSpec(
         "diaDistanceRank", None, _I, "Rank of this source among the object's candidates by distance (1 = nearest)."
-    ),  # noqa: E501
+    ),
 )
 
 SSSOURCE_REQUIRED: frozenset[str] = frozenset({"diaSourceId", "ssObjectId", "eclLambda", "eclBeta", "galLon", "galLat"})

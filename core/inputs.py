@@ -123,11 +123,15 @@ def check_objects(objects: object) -> CheckedObjects:
     ids = _as_int64(table["ssObjectId"], "ssObjectId", what)
     _reject_duplicates(ids, "ssObjectId", what)
     data: dict[str, np.ndarray] = {"ssObjectId": ids, "designation": table["designation"].to_numpy(dtype=object)}
-    for column in (*_OBJECT_FLOAT_COLUMNS, *SS_OBJECT_OPTIONAL):
-        if column in table.columns:
-            data[column] = _as_float(table[column], column, what)
-        else:
-            data[column] = np.full(len(table), np.nan)
+    present = [c for c in (*_OBJECT_FLOAT_COLUMNS, *SS_OBJECT_OPTIONAL) if c in table.columns]
+    if all(table.dtypes[c] == np.float64 for c in present):
+        # Fast path (the usual case): one block copy instead of a conversion per column.
+        block = table[present].to_numpy(dtype=np.float64)
+        data.update({c: block[:, i] for i, c in enumerate(present)})
+    else:
+        data.update({c: _as_float(table[c], c, what) for c in present})
+    for column in SS_OBJECT_OPTIONAL:
+        data.setdefault(column, np.full(len(table), np.nan))
     ra, dec = data["ephRa"], data["ephDec"]
     good = np.isfinite(ra) & np.isfinite(dec) & (np.abs(dec) <= 90.0)
     return CheckedObjects(table, data, ids, good)

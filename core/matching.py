@@ -148,9 +148,26 @@ def _optimal(pairs: CandidatePairs, obj_ids: IntArray, src_ids: IntArray) -> Int
     n = len(pairs.obj)
     if n == 0:
         return np.zeros(0, np.int64)
+    # Most pairs are isolated (the object's only candidate, the source's only
+    # object): take those directly and build the graph of the rest only.
+    obj_degree = np.bincount(pairs.obj)
+    src_degree = np.bincount(pairs.src)
+    isolated = (obj_degree[pairs.obj] == 1) & (src_degree[pairs.src] == 1)
+    chosen = [np.flatnonzero(isolated)]
+    rest = np.flatnonzero(~isolated)
+    if len(rest):
+        chosen.append(rest[_optimal_components(pairs, rest, obj_ids, src_ids)])
+    return np.sort(np.concatenate(chosen)).astype(np.int64)
+
+
+def _optimal_components(pairs: CandidatePairs, subset: IntArray, obj_ids: IntArray, src_ids: IntArray) -> IntArray:
+    """Optimal choice among ``subset`` of the pairs; returns positions within ``subset``."""
+    p_obj, p_src = pairs.obj[subset], pairs.src[subset]
+    p_dist, p_rank = pairs.dist_arcsec[subset], pairs.rank[subset]
+    n = len(subset)
     # Bipartite graph: nodes 0..n_o-1 are objects, n_o.. are sources (compact indices).
-    obj_nodes, obj_local = np.unique(pairs.obj, return_inverse=True)
-    src_nodes, src_local = np.unique(pairs.src, return_inverse=True)
+    obj_nodes, obj_local = np.unique(p_obj, return_inverse=True)
+    src_nodes, src_local = np.unique(p_src, return_inverse=True)
     n_o, n_s = len(obj_nodes), len(src_nodes)
     graph = coo_matrix((np.ones(n), (obj_local, n_o + src_local)), shape=(n_o + n_s, n_o + n_s))
     n_comp, label = connected_components(graph, directed=False)
@@ -162,11 +179,11 @@ def _optimal(pairs: CandidatePairs, obj_ids: IntArray, src_ids: IntArray) -> Int
     # distance, so for one object that is its rank-1 pair; for one source, the
     # first pair in (distance, object id) order.
     one_obj = objs_in[pair_label] == 1
-    chosen = [np.flatnonzero(one_obj & (pairs.rank == 1))]
+    chosen = [np.flatnonzero(one_obj & (p_rank == 1))]
     one_src = (srcs_in[pair_label] == 1) & ~one_obj
     if one_src.any():
         idx = np.flatnonzero(one_src)
-        idx = idx[np.lexsort((obj_ids[pairs.obj[idx]], pairs.dist_arcsec[idx], pair_label[idx]))]
+        idx = idx[np.lexsort((obj_ids[p_obj[idx]], p_dist[idx], pair_label[idx]))]
         first = np.r_[True, pair_label[idx][1:] != pair_label[idx][:-1]]
         chosen.append(idx[first])
     general = np.flatnonzero(~one_obj & ~one_src)
@@ -174,12 +191,15 @@ def _optimal(pairs: CandidatePairs, obj_ids: IntArray, src_ids: IntArray) -> Int
         by_label = general[np.argsort(pair_label[general], kind="stable")]
         bounds = np.flatnonzero(np.diff(pair_label[by_label])) + 1
         for group in np.split(by_label, bounds):
-            chosen.append(_solve_component(group, pairs, obj_ids, src_ids))
-    return np.sort(np.concatenate(chosen)).astype(np.int64)
+            chosen.append(group[_solve_component(subset[group], pairs, obj_ids, src_ids)])
+    return np.concatenate(chosen).astype(np.int64)
 
 
 def _solve_component(group: IntArray, pairs: CandidatePairs, obj_ids: IntArray, src_ids: IntArray) -> IntArray:
-    """Max-cardinality, then min-total-distance assignment of one connected component."""
+    """Max-cardinality, then min-total-distance assignment of one connected component.
+
+    Returns positions within ``group``.
+    """
     objs = pairs.obj[group]
     srcs = pairs.src[group]
     # Rows and columns in id order, so the answer does not depend on input order.
@@ -195,7 +215,7 @@ def _solve_component(group: IntArray, pairs: CandidatePairs, obj_ids: IntArray, 
     cost = np.zeros((len(row_nodes), len(col_nodes)))
     cost[rows, cols] = pairs.dist_arcsec[group] - big
     edge = np.full(cost.shape, -1, dtype=np.int64)
-    edge[rows, cols] = group
+    edge[rows, cols] = np.arange(len(group))
     r, c = linear_sum_assignment(cost)
     picked = edge[r, c]
     return picked[picked >= 0]
