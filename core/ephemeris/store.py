@@ -367,7 +367,9 @@ class EphemerisStore:
         dt = self._dt_days(mjd_tai)
         return self._helio(np.asarray(rows, dtype=np.int64), dt)
 
-    def _level_tables(self, dt: float) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    def _level_tables(
+        self, dt: float
+    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         """Per segment level: segment number, basis T_k and dT_k/dt (per day) at ``dt``.
 
         All objects of one level share their segment boundaries, so the basis is computed
