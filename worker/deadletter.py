@@ -32,7 +32,7 @@ ERROR_CLASSES: tuple[str, ...] = (
     "undecodable",
     "unknown_schema",
     "schema_invalid",
-    "bad_wcs",
+    "bad_exposure",
     "duplicate_ids",
     "no_valid_sources",
     "outside_ephemeris_coverage",
@@ -86,7 +86,7 @@ def classify(exc: BaseException) -> str:
     if isinstance(exc, SchemaInvalidError):
         return "schema_invalid"
     if isinstance(exc, ExposureError):
-        return "bad_wcs"
+        return "bad_exposure"
     if isinstance(exc, coverage_error_types()):
         return "outside_ephemeris_coverage"
     if isinstance(exc, ValueError | RuntimeError | KeyError | TypeError):

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from astropy.io import fits
 from astropy.wcs import WCS, Sip
+
 from ssassoc.core import Exposure, ExposureError
 from ssassoc.schemas import SchemaVersion, latest_version, load_schema_json
 

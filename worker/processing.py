@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
 from ssassoc.core import Exposure, SsSingleFrameAssociationConfig, SsSingleFrameAssociationTask
 from ssassoc.core.columns import SSSOURCE_COLUMNS, SSSOURCE_REQUIRED
 
@@ -110,9 +111,11 @@ class EventProcessor:
     def warm_up(self) -> None:
         """Run the task once on built-in synthetic data: the first real event then pays no
         one-off costs (astropy frame set-up, ~0.1 s), which would spoil its latency."""
-        from ssassoc.core.sample_data import synthetic_field
+        import numpy as np
 
-        field = synthetic_field(n_sources=50, n_objects=5, seed=0)
+        from .sample_events import sample_field
+
+        field = sample_field(np.random.default_rng(0), n_sources=50, n_objects=5)
         self.task.run(field.exposure, field.sources, band="r", solarSystemObjectTable=field.objects)
 
     # -- stages ------------------------------------------------------------------------
