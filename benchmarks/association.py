@@ -59,30 +59,40 @@ def astropy_search_around_sky(field: SyntheticField) -> int:
     return len(i_obj)
 
 
-def timed(fn: Callable[[], Any], repeat: int) -> dict[str, float]:
-    fn()  # warm caches (imports, astropy frame matrices)
-    times = []
+def timed_round_robin(candidates: dict[str, Callable[[], Any]], repeat: int) -> dict[str, dict[str, float]]:
+    """Median/p99/min wall time of each candidate, interleaved so machine noise hits all alike."""
+    for fn in candidates.values():
+        fn()  # warm caches (imports, astropy frame matrices)
+    times: dict[str, list[float]] = {name: [] for name in candidates}
     for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    ms = np.array(times) * 1e3
-    return {"median_ms": float(np.median(ms)), "p99_ms": float(np.percentile(ms, 99)), "min_ms": float(ms.min())}
+        for name, fn in candidates.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    out = {}
+    for name, values in times.items():
+        ms = np.array(values) * 1e3
+        out[name] = {
+            "median_ms": float(np.median(ms)),
+            "p99_ms": float(np.percentile(ms, 99)),
+            "min_ms": float(ms.min()),
+        }
+    return out
 
 
 def run_case(n_sources: int, n_objects: int, repeat: int, seed: int) -> dict[str, Any]:
     field = synthetic_field(n_sources=n_sources, n_objects=n_objects, seed=seed)
     task = SsSingleFrameAssociationTask(config=SsSingleFrameAssociationConfig(maxDistArcSeconds=RADIUS_ARCSEC))
     greedy = SsSingleFrameAssociationTask(config=SsSingleFrameAssociationConfig(matching="greedy"))
-    # Interleave the candidates so machine noise hits all alike.
-    results = {
-        "ssassoc_associateSources": timed(
-            lambda: task.associateSources(field.sources, field.objects, field.exposure), repeat
-        ),
-        "ssassoc_greedy": timed(lambda: greedy.associateSources(field.sources, field.objects, field.exposure), repeat),
-        "a_rubin_style_kdtree": timed(lambda: rubin_style_match(field), repeat),
-        "b_astropy_search_around_sky": timed(lambda: astropy_search_around_sky(field), repeat),
-    }
+    results = timed_round_robin(
+        {
+            "ssassoc_associateSources": lambda: task.associateSources(field.sources, field.objects, field.exposure),
+            "ssassoc_greedy": lambda: greedy.associateSources(field.sources, field.objects, field.exposure),
+            "a_rubin_style_kdtree": lambda: rubin_style_match(field),
+            "b_astropy_search_around_sky": lambda: astropy_search_around_sky(field),
+        },
+        repeat,
+    )
     n_ours = len(task.associateSources(field.sources, field.objects, field.exposure))
     return {
         "n_sources": n_sources,
