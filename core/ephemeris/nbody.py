@@ -25,6 +25,7 @@ nodes). ``workers > 1`` splits objects over processes.
 from __future__ import annotations
 
 import multiprocessing as mp
+import warnings
 from dataclasses import dataclass
 from typing import Final
 
@@ -42,7 +43,6 @@ from .planets import (
     GM_AU3_PER_DAY2,
     GM_SUN_AU3_PER_DAY2,
     body_state,
-    perturber_states,
 )
 
 try:  # optional: REBOUNDx provides the solar GR term
@@ -77,12 +77,23 @@ class PropagationConfig:
         epoch_tolerance_days: orbits whose epochs differ by less than this are first moved
             to a common epoch by two-body propagation, so the simulation stops fewer times.
             0 (default) keeps every epoch exact.
+        near_q_au: objects with perihelion below this (NEOs), unbound or planet-crossing
+            Centaur-like orbits (e > 0.3 beyond 4.5 AU) go to the "near" model: IAS15 with
+            the Earth and Moon separate. All others go to the "far" model: WHFast in
+            democratic-heliocentric (WHDS) coordinates with the Earth-Moon barycentre, which
+            is ~20x faster and agrees with IAS15 to ~0.1 km per 100 days for main-belt
+            orbits.
+        whfast_step_days: WHFast time step of the far model.
+        mixed: False puts every object in the near (IAS15) model.
     """
 
     gr: bool = True
     ias15_epsilon: float = 1e-9
     node_step_days: float = 0.5
     epoch_tolerance_days: float = 0.0
+    near_q_au: float = 1.3
+    whfast_step_days: float = 1.0
+    mixed: bool = True
 
 
 DEFAULT_CONFIG: Final = PropagationConfig()
@@ -92,32 +103,72 @@ DEFAULT_CONFIG: Final = PropagationConfig()
 # The integrator core (one process)
 
 
-def _new_simulation(
-    t0_mjd_tdb: float, config: PropagationConfig
-) -> tuple[rebound.Simulation, object]:
-    """A simulation at ``t0`` with the DE421 bodies, and an object to keep alive with it
-    (the REBOUNDx extras, which must outlive the simulation's use)."""
+NEAR_BODIES: Final = BODIES
+FAR_BODIES: Final = tuple(b for b in BODIES if b != "moon")  # "earth" -> Earth-Moon barycentre
+
+
+def _new_simulation(t0_mjd_tdb: float, config: PropagationConfig, model: str) -> tuple[rebound.Simulation, object, int]:
+    """A simulation at ``t0`` with the DE421 bodies of ``model`` ('near' or 'far'), an
+    object to keep alive with it (REBOUNDx extras) and the number of massive bodies."""
     sim = rebound.Simulation()
     sim.G = 1.0
-    sim.integrator = "ias15"
-    sim.integrator.epsilon = config.ias15_epsilon
     sim.t = t0_mjd_tdb
-    pos, vel = perturber_states([t0_mjd_tdb])
-    for k, body in enumerate(BODIES):
-        p, v = pos[k, 0], vel[k, 0]
-        sim.add(
-            m=GM_AU3_PER_DAY2[body], x=p[0], y=p[1], z=p[2], vx=v[0], vy=v[1], vz=v[2]
-        )
-    sim.N_active = len(BODIES)
+    far = model == "far"
+    bodies = FAR_BODIES if far else NEAR_BODIES
+    for body in bodies:
+        if far and body == "earth":
+            p, v = body_state("emb", t0_mjd_tdb)
+            gm = GM_AU3_PER_DAY2["earth"] + GM_AU3_PER_DAY2["moon"]
+        else:
+            p, v = body_state(body, t0_mjd_tdb)
+            gm = GM_AU3_PER_DAY2[body]
+        sim.add(m=gm, x=p[0], y=p[1], z=p[2], vx=v[0], vy=v[1], vz=v[2])
+    sim.N_active = len(bodies)
     sim.testparticle_type = 0
+    if far:
+        sim.integrator = "whfast"
+        sim.integrator.coordinates = "whds"
+        sim.dt = config.whfast_step_days
+    else:
+        sim.integrator = "ias15"
+        sim.integrator.epsilon = config.ias15_epsilon
     keep: object = None
     if config.gr and HAVE_REBOUNDX:
-        extras = reboundx.Extras(sim)
-        gr = extras.load_force("gr")
-        extras.add_force(gr)
+        with warnings.catch_warnings():
+            # REBOUNDx warns that a velocity-dependent force in WHFast accumulates errors
+            # proportional to the force; the 1PN term is ~1e-8 of gravity, so they are tiny.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            extras = reboundx.Extras(sim)
+            gr = extras.load_force("gr")
+            extras.add_force(gr)
         gr.params["c"] = C_AU_PER_DAY
         keep = (extras, gr)
-    return sim, keep
+    return sim, keep, len(bodies)
+
+
+def _integrate(sim: rebound.Simulation, t: float, config: PropagationConfig, far: bool) -> None:
+    if far:
+        # WHFast shortens the last step to land exactly on t; restore the fixed step.
+        sim.dt = config.whfast_step_days if t >= sim.t else -config.whfast_step_days
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        sim.integrate(t, exact_finish_time=1)
+
+
+def _is_near(helio_pos: FloatArray, helio_vel: FloatArray, config: PropagationConfig) -> npt.NDArray[np.bool_]:
+    """Objects that need the IAS15 model: close approaches to the Earth/Moon or planets."""
+    if not config.mixed:
+        return np.ones(helio_pos.shape[0], dtype=bool)
+    r = np.linalg.norm(helio_pos, axis=1)
+    v2 = np.sum(helio_vel * helio_vel, axis=1)
+    inv_a = 2.0 / r - v2 / GM_SUN_AU3_PER_DAY2
+    h = np.linalg.norm(np.cross(helio_pos, helio_vel), axis=1)
+    p = h * h / GM_SUN_AU3_PER_DAY2
+    e = np.sqrt(np.maximum(0.0, 1.0 - p * inv_a))
+    q = p / (1.0 + e)
+    with np.errstate(divide="ignore"):
+        a = np.where(inv_a > 0, 1.0 / inv_a, np.inf)
+    return np.asarray((q < config.near_q_au) | (inv_a <= 0) | ((a > 4.5) & (e > 0.3)))
 
 
 def _serialize(sim: rebound.Simulation) -> tuple[FloatArray, FloatArray]:
@@ -150,6 +201,7 @@ def _run_direction(
     out_times: FloatArray,
     direction: float,
     config: PropagationConfig,
+    model: str,
 ) -> tuple[FloatArray, FloatArray, npt.NDArray[np.bool_]]:
     """Integrate all particles from their epochs in one direction; record heliocentric
     states at each of ``out_times`` for particles whose epoch is not beyond it."""
@@ -161,7 +213,8 @@ def _run_direction(
         return out_p, out_v, valid
     order = np.argsort(direction * epochs, kind="stable")
     t_order = np.argsort(direction * out_times, kind="stable")
-    sim, _keep = _new_simulation(float(epochs[order[0]]), config)
+    sim, _keep, n_bodies = _new_simulation(float(epochs[order[0]]), config, model)
+    far = model == "far"
     added = 0  # particles order[:added] are in the simulation, in that order
     for ti in t_order:
         t_out = float(out_times[ti])
@@ -170,17 +223,17 @@ def _run_direction(
             stop = added
             while stop < n and epochs[order[stop]] == t_ep:
                 stop += 1
-            sim.integrate(t_ep, exact_finish_time=1)
+            _integrate(sim, t_ep, config, far)
             idx = order[added:stop]
             _add_particles(sim, helio_pos[idx], helio_vel[idx])
             added = stop
         if added == 0:
             continue
-        sim.integrate(t_out, exact_finish_time=1)
+        _integrate(sim, t_out, config, far)
         xyz, vxyz = _serialize(sim)
         idx = order[:added]
-        out_p[idx, ti] = xyz[len(BODIES) :] - xyz[0]
-        out_v[idx, ti] = vxyz[len(BODIES) :] - vxyz[0]
+        out_p[idx, ti] = xyz[n_bodies:] - xyz[0]
+        out_v[idx, ti] = vxyz[n_bodies:] - vxyz[0]
         valid[idx, ti] = True
     return out_p, out_v, valid
 
@@ -209,6 +262,27 @@ def _heliocentric_at_epoch(orbits: OrbitTable) -> tuple[FloatArray, FloatArray]:
     return pos, vel
 
 
+def _propagate_nodes_model(
+    helio_pos: FloatArray,
+    helio_vel: FloatArray,
+    epochs: FloatArray,
+    times: FloatArray,
+    config: PropagationConfig,
+    model: str,
+) -> tuple[FloatArray, FloatArray]:
+    fp, fv, fok = _run_direction(helio_pos, helio_vel, epochs, times, 1.0, config, model)
+    need_back = ~fok
+    if np.any(need_back):
+        rows = np.flatnonzero(np.any(need_back, axis=1))
+        bp, bv, bok = _run_direction(helio_pos[rows], helio_vel[rows], epochs[rows], times, -1.0, config, model)
+        take = bok & need_back[rows]
+        sub_p, sub_v = fp[rows], fv[rows]
+        sub_p[take] = bp[take]
+        sub_v[take] = bv[take]
+        fp[rows], fv[rows] = sub_p, sub_v
+    return fp, fv
+
+
 def _propagate_nodes(
     helio_pos: FloatArray,
     helio_vel: FloatArray,
@@ -216,20 +290,17 @@ def _propagate_nodes(
     times: FloatArray,
     config: PropagationConfig,
 ) -> tuple[FloatArray, FloatArray]:
-    """Heliocentric states at exactly ``times`` (forward and backward runs combined)."""
-    fp, fv, fok = _run_direction(helio_pos, helio_vel, epochs, times, 1.0, config)
-    need_back = ~fok
-    if np.any(need_back):
-        rows = np.flatnonzero(np.any(need_back, axis=1))
-        bp, bv, bok = _run_direction(
-            helio_pos[rows], helio_vel[rows], epochs[rows], times, -1.0, config
-        )
-        take = bok & need_back[rows]
-        sub_p, sub_v = fp[rows], fv[rows]
-        sub_p[take] = bp[take]
-        sub_v[take] = bv[take]
-        fp[rows], fv[rows] = sub_p, sub_v
-    return fp, fv
+    """Heliocentric states at exactly ``times`` (near and far models, forward and
+    backward runs combined)."""
+    near = _is_near(helio_pos, helio_vel, config)
+    pos = np.empty((helio_pos.shape[0], times.size, 3))
+    vel = np.empty_like(pos)
+    for model, rows in (("near", np.flatnonzero(near)), ("far", np.flatnonzero(~near))):
+        if rows.size:
+            pos[rows], vel[rows] = _propagate_nodes_model(
+                helio_pos[rows], helio_vel[rows], epochs[rows], times, config, model
+            )
+    return pos, vel
 
 
 def _hermite_fill(
@@ -264,9 +335,7 @@ def _propagate_helio(
     times: FloatArray,
     config: PropagationConfig,
 ) -> tuple[FloatArray, FloatArray]:
-    helio_pos, helio_vel, epochs = _group_epochs(
-        helio_pos, helio_vel, epochs, config.epoch_tolerance_days
-    )
+    helio_pos, helio_vel, epochs = _group_epochs(helio_pos, helio_vel, epochs, config.epoch_tolerance_days)
     uniq = np.unique(times)
     step = config.node_step_days
     if step > 0 and uniq.size > 2:
@@ -368,9 +437,7 @@ def light_time_correct(
     tau = np.linalg.norm(helio_pos_au + sun_t[None] - obs_bary_pos_au[None], axis=-1) / C_AU_PER_DAY
     p_emit, v_emit = helio_pos_au, helio_vel_au_per_day
     for _ in range(iterations):
-        p_emit, v_emit = propagate_two_body(
-            helio_pos_au, helio_vel_au_per_day, -tau, GM_SUN_AU3_PER_DAY2
-        )
+        p_emit, v_emit = propagate_two_body(helio_pos_au, helio_vel_au_per_day, -tau, GM_SUN_AU3_PER_DAY2)
         sun_emit, _ = body_state("sun", t[None, :] - tau)
         rho = p_emit + sun_emit - obs_bary_pos_au[None]
         tau = np.linalg.norm(rho, axis=-1) / C_AU_PER_DAY
@@ -456,9 +523,7 @@ def observables_from_states(
     dec = np.degrees(np.arcsin(np.clip(rho[..., 2] / rng, -1.0, 1.0)))
     ra_r, dec_r = np.radians(ra), np.radians(dec)
     e_ra = np.stack([-np.sin(ra_r), np.cos(ra_r), np.zeros_like(ra_r)], axis=-1)
-    e_dec = np.stack(
-        [-np.sin(dec_r) * np.cos(ra_r), -np.sin(dec_r) * np.sin(ra_r), np.cos(dec_r)], axis=-1
-    )
+    e_dec = np.stack([-np.sin(dec_r) * np.cos(ra_r), -np.sin(dec_r) * np.sin(ra_r), np.cos(dec_r)], axis=-1)
     ra_rate = np.degrees(np.sum(rho_dot * e_ra, axis=-1) / rng)
     dec_rate = np.degrees(np.sum(rho_dot * e_dec, axis=-1) / rng)
     helio_r = np.linalg.norm(p_emit, axis=-1)
