@@ -55,14 +55,27 @@ def test_pack_rejects_huge_object_rows() -> None:
         pack_entries([0], [0], [2**31], 8)
 
 
-def test_cone_cells_cover_the_cone() -> None:
+@pytest.mark.parametrize("nside", [64, 256])
+def test_cone_cells_cover_the_cone(nside: int) -> None:
     """Every point within the radius falls in a returned cell (incl. the poles and RA 0)."""
     rng = np.random.default_rng(4)
-    for ra0, dec0, r in [(0.0, 0.0, 1.0), (359.9, 10.0, 0.4), (12.0, 89.8, 0.5), (200.0, -89.95, 2.1)]:
-        ra, dec = _sphere(200_000, rng)
+    cases = [(0.0, 0.0, 1.0), (359.9, 10.0, 0.4), (12.0, 89.8, 0.5), (200.0, -89.95, 2.1), (100.0, 5.0, 0.01)]
+    for ra0, dec0, r in cases:
+        ra, dec = _sphere(100_000, rng)
+        # plus points densely inside the cone, many near its edge
+        k = 20_000
+        rho = r * np.sqrt(rng.uniform(0, 1, k))
+        phi = rng.uniform(0, 2 * np.pi, k)
+        ra = np.concatenate([ra, (ra0 + rho * np.cos(phi) / max(np.cos(np.radians(dec0)), 1e-3)) % 360])
+        dec = np.concatenate([dec, np.clip(dec0 + rho * np.sin(phi), -90, 90)])
         inside = _sep_deg(ra0, dec0, ra, dec) <= r
-        cells = cone_cells(ra0, dec0, r, 128)
-        assert np.isin(lonlat_to_cells(ra[inside], dec[inside], 128), cells).all()
+        cells = cone_cells(ra0, dec0, r, nside)
+        assert np.isin(lonlat_to_cells(ra[inside], dec[inside], nside), cells).all()
+
+
+def test_cone_cells_include_cells_the_cone_only_clips() -> None:
+    """A regression: astropy-healpix's cone search returns only cell 174839 here."""
+    assert {174838, 174839} <= set(cone_cells(180.9622584577294, 44.29536046020718, 0.07, 256).tolist())
 
 
 @settings(max_examples=40, deadline=None)

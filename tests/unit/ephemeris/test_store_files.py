@@ -86,7 +86,7 @@ def test_bad_cones_raise_value_errors() -> None:
 def test_missing_directory_and_manifest(tmp_path: Path) -> None:
     with pytest.raises(EphemerisStoreError, match="does not exist"):
         EphemerisStore.open(tmp_path / "nope")
-    with pytest.raises(EphemerisStoreError, match="no manifest.json"):
+    with pytest.raises(EphemerisStoreError, match=r"no manifest\.json"):
         EphemerisStore.open(tmp_path)
 
 
@@ -101,7 +101,7 @@ def test_foreign_wrong_version_and_corrupt_manifests(store_copy: Path) -> None:
     with pytest.raises(EphemerisStoreError, match="not an ssassoc ephemeris store"):
         EphemerisStore.open(store_copy)
     _edit_manifest(store_copy, format=FORMAT_NAME, format_version=FORMAT_VERSION + 1)
-    with pytest.raises(EphemerisStoreError, match="format version 2.*rebuild"):
+    with pytest.raises(EphemerisStoreError, match=r"format version 2.*rebuild"):
         EphemerisStore.open(store_copy)
     (store_copy / "manifest.json").write_text('{"format": "ssassoc-ephemeris-store", ')
     with pytest.raises(EphemerisStoreError, match="corrupt"):
@@ -112,7 +112,7 @@ def test_truncated_missing_and_altered_arrays(store_copy: Path) -> None:
     coeffs = store_copy / "coeffs.npy"
     data = coeffs.read_bytes()
     coeffs.write_bytes(data[: len(data) // 2])
-    with pytest.raises(EphemerisStoreError, match="coeffs.npy is corrupt"):
+    with pytest.raises(EphemerisStoreError, match=r"coeffs\.npy is corrupt"):
         EphemerisStore.open(store_copy)
     coeffs.write_bytes(data)
     EphemerisStore.open(store_copy, verify=True)
@@ -124,7 +124,7 @@ def test_truncated_missing_and_altered_arrays(store_copy: Path) -> None:
     with pytest.raises(EphemerisStoreError, match="checksum mismatch"):
         EphemerisStore.open(store_copy, verify=True)
     (store_copy / "level.npy").unlink()
-    with pytest.raises(EphemerisStoreError, match="level.npy is missing"):
+    with pytest.raises(EphemerisStoreError, match=r"level\.npy is missing"):
         EphemerisStore.open(store_copy)
 
 
@@ -172,7 +172,7 @@ def test_a_crash_mid_write_never_leaves_a_half_store(tmp_path: Path) -> None:
     assert not out.exists()
     partial = [p for p in tmp_path.iterdir() if ".partial-" in p.name]
     assert len(partial) == 1 and partial[0].name.startswith(".")
-    with pytest.raises(EphemerisStoreError, match="no manifest.json"):
+    with pytest.raises(EphemerisStoreError, match=r"no manifest\.json"):
         EphemerisStore.open(partial[0])
 
 
@@ -204,7 +204,7 @@ def test_unpropagatable_objects_raise_or_are_skipped(tmp_path: Path) -> None:
     orb = synthetic_orbits(12)
     orb.pos_au[3] = np.nan  # an orbit the sampler cannot propagate
     kwargs = dict(sampler=two_body_sampler(OBSERVATORY))
-    with pytest.raises(EphemerisStoreError, match="1 object\\(s\\) could not be propagated.*T0000003"):
+    with pytest.raises(EphemerisStoreError, match=r"1 object\(s\) could not be propagated.*T0000003"):
         build_store(orb, OBSERVATORY, START_MJD_TAI, END_MJD_TAI, tmp_path / "a", **kwargs)  # type: ignore[arg-type]
     r = build_store(orb, OBSERVATORY, START_MJD_TAI, END_MJD_TAI, tmp_path / "b", skip_bad=True, **kwargs)  # type: ignore[arg-type]
     assert r.n_objects == 11 and r.n_skipped == 1
