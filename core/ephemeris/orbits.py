@@ -264,7 +264,8 @@ def propagate_two_body(
         den = rdotv[hyp] + sgn * np.sqrt(-mu[hyp] * a_h) * (1.0 - r0[hyp] * alpha[hyp])
         with np.errstate(divide="ignore", invalid="ignore"):
             guess = sgn * np.sqrt(-a_h) * np.log(num / den)
-        chi[hyp] = np.where(np.isfinite(guess) & (num / den > 0), guess, chi[hyp])
+        # Only for long times (ratio > e); near perihelion the linear guess is better.
+        chi[hyp] = np.where(np.isfinite(guess) & (num / den > np.e), guess, chi[hyp])
     for _ in range(60):
         z = alpha * chi * chi
         c, s = _stumpff(z)
@@ -273,7 +274,8 @@ def propagate_two_body(
         fp = sig0 * chi * (1.0 - z * s) + (1.0 - alpha * r0) * chi2 * c + r0
         fpp = sig0 * (1.0 - z * c) + (1.0 - alpha * r0) * chi * (1.0 - z * s)
         n = 5.0
-        disc = np.abs((n - 1.0) ** 2 * fp * fp - n * (n - 1.0) * f * fpp)
+        with np.errstate(over="ignore", invalid="ignore"):
+            disc = np.abs((n - 1.0) ** 2 * fp * fp - n * (n - 1.0) * f * fpp)
         denom = fp + np.sign(fp) * np.sqrt(disc)
         delta = n * f / np.where(denom == 0.0, 1.0, denom)
         chi = chi - delta
