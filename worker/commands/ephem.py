@@ -75,6 +75,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--out", required=True, help="orbit file to write")
     p.add_argument("--format", choices=("mpcorb", "openorb"), default="openorb")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--epoch", type=float, default=60800.0, help="orbit epoch, MJD TDB (default 60800.0)")
     p.set_defaults(func=_cmd_population)
 
     for cmd in (b, q, i, p):
@@ -328,9 +329,10 @@ def _cmd_population(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if not out.parent.exists():
         raise UserError(f"directory {out.parent} does not exist")
-    writer = getattr(population, "write_population", None)
-    if writer is None:  # pragma: no cover - depends on the population module's API
-        raise UserError("this ssassoc has no population writer")
-    writer(args.n, out, fmt=args.format, seed=args.seed)
+    pop = population.generate_population(args.n, seed=args.seed, epoch_mjd_tdb=args.epoch)
+    if args.format == "mpcorb":
+        population.write_mpcorb(pop, out)
+    else:
+        population.write_openorb(pop, out)
     print(f"wrote {args.n:,} synthetic orbits to {out} ({args.format})")
     return EXIT_OK
