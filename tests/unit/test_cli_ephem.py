@@ -66,13 +66,13 @@ def test_query_formats(tiny: tuple[Path, Path], fmt: str, capsys: pytest.Capture
         (["query", "{nowhere}", "--time", "60801", "--ra", "0", "--dec", "0", "--radius", "1"], "does not exist"),
         (["info", "{orbits}"], "not a directory"),
         (["build", "--orbits", "{nowhere}", "--observatory", "X05", "--start", "60800", "--end", "60801",
-          "--out", "{nowhere}"], "does not exist"),  # fmt: skip
+          "--out", "{nowhere}"], "does not exist"),
         (["build", "--orbits", "{orbits}", "--observatory", "QQQ", "--start", "60800", "--end", "60801",
-          "--out", "{nowhere}"], "unknown MPC observatory"),  # fmt: skip
+          "--out", "{nowhere}"], "unknown MPC observatory"),
         (["build", "--orbits", "{orbits}", "--observatory", "X05", "--start", "60801", "--end", "60800",
-          "--out", "{nowhere}"], "must be after"),  # fmt: skip
+          "--out", "{nowhere}"], "must be after"),
         (["build", "--orbits", "{orbits}", "--observatory", "X05", "--start", "60800", "--end", "60801",
-          "--out", "{store}"], "already exists"),  # fmt: skip
+          "--out", "{store}"], "already exists"),
         (["population", "--n", "0", "--out", "{nowhere}"], "--n"),
     ],
 )
