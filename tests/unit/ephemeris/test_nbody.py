@@ -1,0 +1,122 @@
+"""N-body propagation: consistency properties (accuracy vs Horizons is tested separately)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ssassoc.core.ephemeris import nbody, planets, timescales
+from ssassoc.core.ephemeris.orbits import OrbitTable, propagate_two_body
+from ssassoc.core.ephemeris.population import generate_population
+
+AU_KM = planets.AU_KM
+
+
+@pytest.fixture(scope="module")
+def sample() -> OrbitTable:
+    # 40 objects of all classes (NEOs go to IAS15, the rest to WHFast).
+    return generate_population(40, seed=11, epoch_mjd_tdb=60800.0).to_orbit_table()
+
+
+def test_state_at_epoch_is_the_orbit(sample: OrbitTable) -> None:
+    pos, vel = nbody.propagate_states(sample, [60800.0])
+    np.testing.assert_allclose(pos[:, 0], sample.pos_au, atol=1e-14)
+    np.testing.assert_allclose(vel[:, 0], sample.vel_au_per_day, atol=1e-16)
+
+
+def test_close_to_two_body_over_a_day(sample: OrbitTable) -> None:
+    t = np.array([60800.5, 60801.0])
+    pos, _ = nbody.propagate_states(sample, t)
+    kp, _ = propagate_two_body(sample.pos_au[:, None], sample.vel_au_per_day[:, None],
+                               (t - 60800.0)[None, :])
+    # Planetary perturbations move objects by at most a few hundred km in a day.
+    assert np.max(np.linalg.norm(pos - kp, axis=-1)) * AU_KM < 2000.0
+    assert np.max(np.linalg.norm(pos - kp, axis=-1)) > 0
+
+
+def test_forward_and_backward_and_mixed_epochs(sample: OrbitTable) -> None:
+    # Epochs on both sides of the requested times, and requested times on both sides of
+    # the epochs; each object must match its own single-object propagation.
+    sub = sample.take(np.arange(6))
+    shifted = OrbitTable.from_states(
+        sub.object_id, sub.epoch_mjd_tdb + np.array([0, 30, -30, 60, 0, -60.0]),
+        sub.pos_au, sub.vel_au_per_day,
+    )
+    times = np.array([60770.0, 60800.0, 60815.0, 60900.0])
+    together, _ = nbody.propagate_states(shifted, times)
+    for i in range(len(shifted)):
+        alone, _ = nbody.propagate_states(shifted.take([i]), times)
+        np.testing.assert_allclose(together[i], alone[0], atol=1e-10)
+    # Propagate out and back: recovers the initial state.
+    out_p, out_v = nbody.propagate_states(sub, [60900.0])
+    back = OrbitTable.from_states(sub.object_id, 60900.0, out_p[:, 0], out_v[:, 0])
+    ret, _ = nbody.propagate_states(back, [60800.0])
+    np.testing.assert_allclose(ret[:, 0], sub.pos_au, atol=2e-9)
+
+
+def test_dense_output_interpolation_matches_direct_integration(sample: OrbitTable) -> None:
+    times = 61165.0 + np.linspace(0.0, 1.0, 49)
+    dense, dense_v = nbody.propagate_states(sample, times)
+    direct, direct_v = nbody.propagate_states(
+        sample, times, config=nbody.PropagationConfig(node_step_days=0.0)
+    )
+    assert np.max(np.linalg.norm(dense - direct, axis=-1)) * AU_KM < 0.01  # 10 m
+    assert np.max(np.linalg.norm(dense_v - direct_v, axis=-1)) * AU_KM < 0.01
+
+
+def test_mixed_scheme_matches_ias15_everywhere(sample: OrbitTable) -> None:
+    t = [61165.0]
+    mixed, _ = nbody.propagate_states(sample, t)
+    ias, _ = nbody.propagate_states(sample, t, config=nbody.PropagationConfig(mixed=False))
+    assert np.max(np.linalg.norm(mixed - ias, axis=-1)) * AU_KM < 5.0  # km after a year
+
+
+def test_workers_and_origin(sample: OrbitTable) -> None:
+    t = np.array([60810.0, 60811.0])
+    one, _ = nbody.propagate_states(sample, t)
+    two, _ = nbody.propagate_states(sample, t, workers=2)
+    np.testing.assert_allclose(one, two, atol=1e-13)
+    bary, _ = nbody.propagate_states(sample, t, origin="ssb")
+    sun, _ = planets.body_state("sun", t)
+    np.testing.assert_allclose(bary - sun[None], one, atol=1e-14)
+    with pytest.raises(ValueError, match="origin"):
+        nbody.propagate_states(sample, t, origin="earth")
+
+
+def test_barycentric_orbits_are_accepted(sample: OrbitTable) -> None:
+    sun_p, sun_v = planets.body_state("sun", sample.epoch_mjd_tdb)
+    bary = OrbitTable.from_states(sample.object_id, sample.epoch_mjd_tdb,
+                                  sample.pos_au + sun_p, sample.vel_au_per_day + sun_v,
+                                  barycentric=True)
+    a, _ = nbody.propagate_states(sample, [60830.0])
+    b, _ = nbody.propagate_states(bary, [60830.0])
+    np.testing.assert_allclose(a, b, atol=1e-13)
+
+
+def test_observe_light_time_rates_and_geometry(sample: OrbitTable) -> None:
+    tai = 60900.0 + np.array([0.0, 1e-3])
+    obs = nbody.observe(sample, tai, "X05")
+    np.testing.assert_allclose(obs.light_time_days,
+                               obs.topo_range_au / planets.C_AU_PER_DAY, rtol=1e-12)
+    # Rates agree with finite differences of the positions (1.44 min apart).
+    dt = np.diff(obs.mjd_tai)[0]
+    dra = ((obs.ra_deg[:, 1] - obs.ra_deg[:, 0] + 180) % 360 - 180) / dt
+    dra *= np.cos(np.radians(obs.dec_deg[:, 0]))
+    ddec = (obs.dec_deg[:, 1] - obs.dec_deg[:, 0]) / dt
+    np.testing.assert_allclose(obs.ra_rate_deg_per_day[:, 0], dra, rtol=2e-3, atol=1e-5)
+    np.testing.assert_allclose(obs.dec_rate_deg_per_day[:, 0], ddec, rtol=2e-3, atol=1e-5)
+    # topo = helio(emission) + Sun(emission) - observer: differs from the difference of
+    # heliocentric vectors only by the Sun's barycentric motion during the light time
+    # (~1e-6 AU/day x up to 0.2 day).
+    approx_topo = obs.helio_pos_au - obs.obs_helio_pos_au[None]
+    assert np.max(np.linalg.norm(obs.topo_pos_au - approx_topo, axis=-1)) < 1e-6
+    assert np.all((obs.elongation_deg >= 0) & (obs.elongation_deg <= 180))
+    assert np.all(np.isfinite(obs.v_mag))
+    np.testing.assert_allclose(np.linalg.norm(obs.helio_pos_au, axis=-1), obs.helio_range_au)
+    assert obs.mjd_tdb == pytest.approx(timescales.mjd_tai_to_tdb(tai))
+
+
+def test_empty_inputs() -> None:
+    empty = generate_population(3, seed=1).to_orbit_table().take(np.arange(0))
+    p, v = nbody.propagate_states(empty, [60000.0, 60001.0])
+    assert p.shape == (0, 2, 3) and v.shape == (0, 2, 3)
