@@ -25,7 +25,6 @@ from pydantic import Field, field_validator
 from .ephemeris.query_task import EphemerisQueryTask
 from .exposure import Exposure
 from .footprint import DetectorFootprint, padding_pixels
-from .geometry import unit_vectors
 from .inputs import check_objects, check_sources
 from .matching import candidate_pairs, match
 from .sssource import derive_sssource_columns, empty_sssource_table, sssource_table
@@ -180,15 +179,14 @@ class SsSingleFrameAssociationTask(Task):
                 good_src = np.flatnonzero(sources.good)
                 obj_ids = objects.ids[on_idx]
                 src_ids = sources.ids[good_src]
-                src_dec = sources.dec_deg[good_src]
                 pairs = candidate_pairs(
-                    unit_vectors(eph_ra[on_idx], eph_dec[on_idx]),
-                    unit_vectors(sources.ra_deg[good_src], src_dec),
+                    eph_ra[on_idx],
+                    eph_dec[on_idx],
+                    sources.ra_deg[good_src],
+                    sources.dec_deg[good_src],
                     cfg.maxDistArcSeconds,
                     obj_ids,
                     src_ids,
-                    obj_dec_deg=eph_dec[on_idx],
-                    src_dec_deg=src_dec,
                 )
                 matches = match(pairs, cfg.matching, obj_ids, src_ids)
                 obj_rows = on_idx[matches.obj]  # rows of the object table

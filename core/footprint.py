@@ -80,14 +80,17 @@ class DetectorFootprint:
         finite = np.isfinite(ra) & np.isfinite(dec)
         if not finite.any():
             return inside
-        # Cheap cone cut first; the detector's bounding circle contains the outline.
-        dist = np.full(ra.shape, np.inf)
-        dist[finite] = angular_separation_deg(self.centre_ra_deg, self.centre_dec_deg, ra[finite], dec[finite])
-        inside[dist <= self.inner_radius_deg] = True
-        near = (dist > self.inner_radius_deg) & (dist <= self.radius_deg)
-        if near.any():
-            xy = self._project(unit_vectors(ra[near], dec[near]))
-            inside[near] = _points_in_polygon(xy, self._outline_xy)
+        # Cheap cone cuts first: inside the inscribed circle a point is surely
+        # inside; outside the bounding circle surely not; only the annulus
+        # between needs the polygon test.
+        vectors = unit_vectors(ra[finite], dec[finite])
+        cos_dist = vectors @ self._centre_vec
+        surely_in = cos_dist >= np.cos(np.radians(self.inner_radius_deg))
+        maybe = ~surely_in & (cos_dist >= np.cos(np.radians(self.radius_deg)))
+        result = surely_in.copy()
+        if maybe.any():
+            result[maybe] = _points_in_polygon(self._project(vectors[maybe]), self._outline_xy)
+        inside[finite] = result
         return inside
 
     def contains(

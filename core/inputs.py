@@ -124,12 +124,10 @@ def check_objects(objects: object) -> CheckedObjects:
     _reject_duplicates(ids, "ssObjectId", what)
     data: dict[str, np.ndarray] = {"ssObjectId": ids, "designation": table["designation"].to_numpy(dtype=object)}
     present = [c for c in (*_OBJECT_FLOAT_COLUMNS, *SS_OBJECT_OPTIONAL) if c in table.columns]
-    if all(table.dtypes[c] == np.float64 for c in present):
-        # Fast path (the usual case): one block copy instead of a conversion per column.
-        block = table[present].to_numpy(dtype=np.float64)
-        data.update({c: block[:, i] for i, c in enumerate(present)})
-    else:
-        data.update({c: _as_float(table[c], c, what) for c in present})
+    for column in present:
+        values = table[column]
+        # Plain float64 columns need no conversion (the usual case, and the fast one).
+        data[column] = values.to_numpy() if values.dtype == np.float64 else _as_float(values, column, what)
     for column in SS_OBJECT_OPTIONAL:
         data.setdefault(column, np.full(len(table), np.nan))
     ra, dec = data["ephRa"], data["ephDec"]

@@ -29,7 +29,7 @@ from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 from scipy.spatial import cKDTree
 
-from .geometry import ARCSEC_PER_DEG, angle_between_vectors_deg, chord_from_angle_deg
+from .geometry import ARCSEC_PER_DEG, angle_between_vectors_deg, chord_from_angle_deg, unit_vectors
 
 __all__ = ["CandidatePairs", "Matches", "candidate_pairs", "match"]
 
@@ -60,47 +60,58 @@ class Matches:
 
 
 def candidate_pairs(
-    obj_vec: FloatArray,
-    src_vec: FloatArray,
+    obj_ra_deg: FloatArray,
+    obj_dec_deg: FloatArray,
+    src_ra_deg: FloatArray,
+    src_dec_deg: FloatArray,
     max_dist_arcsec: float,
     obj_ids: IntArray,
     src_ids: IntArray,
-    obj_dec_deg: FloatArray | None = None,
-    src_dec_deg: FloatArray | None = None,
 ) -> CandidatePairs:
-    """Every pair within ``max_dist_arcsec``; vectors are (N, 3) unit vectors (finite).
+    """Every (object, source) pair within ``max_dist_arcsec`` (finite coordinates, degrees).
 
-    Declinations (if given) allow the fast path for one detector's worth of
-    data: sources sorted by Dec, each object takes the sources in its Dec band
-    (valid at the poles and across RA 0/360, since a separation is never less
-    than the Dec difference). When the bands would hold too many sources (data
-    spread over the whole sky) a KD-tree on unit vectors is used instead.
+    Fast path for one detector's worth of data: sources sorted by Dec, each
+    object takes the sources in its Dec band (valid at the poles and across RA
+    0/360, since a separation is never less than the Dec difference), a
+    RA cut keeps the near ones, and the exact angle decides. When the
+    bands would hold too many sources (data spread over the whole sky) a
+    KD-tree on unit vectors finds the pairs instead.
     """
-    n_obj, n_src = len(obj_vec), len(src_vec)
+    n_obj, n_src = len(obj_ra_deg), len(src_ra_deg)
     if n_obj == 0 or n_src == 0:
         return _empty_pairs()
     radius_deg = max_dist_arcsec / ARCSEC_PER_DEG
-    # A little slack on the chord so that the exact-angle cut below decides.
-    chord = chord_from_angle_deg(radius_deg) * (1 + 1e-9) + 1e-15
-    obj = src = None
-    if obj_dec_deg is not None and src_dec_deg is not None:
-        by_dec = np.argsort(src_dec_deg)
-        dec_sorted = src_dec_deg[by_dec]
-        lo = np.searchsorted(dec_sorted, obj_dec_deg - radius_deg * (1 + 1e-9), side="left")
-        hi = np.searchsorted(dec_sorted, obj_dec_deg + radius_deg * (1 + 1e-9), side="right")
-        count = hi - lo
-        total = int(count.sum())
-        if total <= 64 * (n_obj + n_src):
-            obj = np.repeat(np.arange(n_obj, dtype=np.int64), count)
-            offset = np.repeat(lo - (np.cumsum(count) - count), count)
-            src = by_dec[np.arange(total) + offset].astype(np.int64)
-            diff = obj_vec[obj] - src_vec[src]
-            near = np.einsum("ij,ij->i", diff, diff) <= chord * chord
-            obj, src = obj[near], src[near]
-    if obj is None or src is None:
-        found = cKDTree(obj_vec).sparse_distance_matrix(cKDTree(src_vec), chord, output_type="ndarray")
+    slack = 1 + 1e-9  # the exact-angle cut below decides; the coarse cuts only must not lose pairs
+    by_dec = np.argsort(src_dec_deg)
+    dec_sorted = src_dec_deg[by_dec]
+    lo = np.searchsorted(dec_sorted, obj_dec_deg - radius_deg * slack, side="left")
+    hi = np.searchsorted(dec_sorted, obj_dec_deg + radius_deg * slack, side="right")
+    count = hi - lo
+    total = int(count.sum())
+    if total <= 64 * (n_obj + n_src):
+        obj = np.repeat(np.arange(n_obj, dtype=np.int64), count)
+        offset = np.repeat(lo - (np.cumsum(count) - count), count)
+        src = by_dec[np.arange(total) + offset].astype(np.int64)
+        # RA cut without trigonometry on the candidates: within the radius,
+        # sin(dRA/2) <= sin(r/2) / sqrt(cos(dec_obj) cos(|dec_obj| + r)) (haversine
+        # with the source's Dec at its extreme). Near a pole there is no RA limit.
+        cos_lo = np.cos(np.radians(obj_dec_deg)) * np.cos(np.radians(np.minimum(np.abs(obj_dec_deg) + radius_deg, 90)))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            sin_half = np.sin(np.radians(radius_deg) / 2) / np.sqrt(cos_lo)
+        max_dra_deg = np.where(sin_half < 1, np.degrees(2 * np.arcsin(np.minimum(sin_half, 1))) * slack, 360.0)
+        d_ra = np.abs((src_ra_deg[src] - obj_ra_deg[obj] + 180.0) % 360.0 - 180.0)
+        near = d_ra <= max_dra_deg[obj]
+        obj, src = obj[near], src[near]
+        obj_vec = unit_vectors(obj_ra_deg[obj], obj_dec_deg[obj])
+        src_vec = unit_vectors(src_ra_deg[src], src_dec_deg[src])
+    else:
+        all_obj_vec = unit_vectors(obj_ra_deg, obj_dec_deg)
+        all_src_vec = unit_vectors(src_ra_deg, src_dec_deg)
+        chord = chord_from_angle_deg(radius_deg) * slack + 1e-15
+        found = cKDTree(all_obj_vec).sparse_distance_matrix(cKDTree(all_src_vec), chord, output_type="ndarray")
         obj, src = found["i"].astype(np.int64), found["j"].astype(np.int64)
-    dist = angle_between_vectors_deg(obj_vec[obj], src_vec[src]) * ARCSEC_PER_DEG
+        obj_vec, src_vec = all_obj_vec[obj], all_src_vec[src]
+    dist = angle_between_vectors_deg(obj_vec, src_vec) * ARCSEC_PER_DEG
     keep = dist <= max_dist_arcsec
     obj, src, dist = obj[keep], src[keep], dist[keep]
     # Sort by object, distance, then source id (ids, not positions, break ties).

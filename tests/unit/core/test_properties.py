@@ -106,3 +106,18 @@ def test_dense_fields_stay_one_to_one(seed):
     assert len({o for o, _ in got}) == len(got) == len({s for _, s in got})
     assert len(got) >= len(assoc(exposure, sources, objects, "greedy"))
     assert isinstance(objects, pd.DataFrame)
+
+
+@settings(max_examples=40, deadline=None)
+@given(centres, st.floats(0.2, 60.0), st.integers(0, 2**32 - 1))
+def test_candidate_pairs_are_exactly_the_pairs_within_the_radius(centre, radius_arcsec, seed):
+    from ssassoc.core.matching import candidate_pairs
+
+    rng = np.random.default_rng(seed)
+    spread = 3 * radius_arcsec
+    obj = np.array([offset_deg(*centre, *rng.uniform(-spread, spread, 2)) for _ in range(30)])
+    src = np.array([offset_deg(*centre, *rng.uniform(-spread, spread, 2)) for _ in range(60)])
+    got = candidate_pairs(obj[:, 0], obj[:, 1], src[:, 0], src[:, 1], radius_arcsec, np.arange(30), np.arange(60))
+    dist = angular_separation_deg(obj[:, :1], obj[:, 1:], src[:, 0][None, :], src[:, 1][None, :]) * 3600
+    want = set(zip(*np.nonzero(dist <= radius_arcsec), strict=True))
+    assert set(zip(got.obj.tolist(), got.src.tolist(), strict=True)) == {(int(a), int(b)) for a, b in want}
