@@ -272,7 +272,7 @@ def write_mpcorb(pop: KeplerianPopulation, path: str | Path) -> None:
         raise ValueError("MPCORB epochs must be whole days (0h TT)")
     n_ = np.degrees(np.sqrt(GM_SUN_AU3_PER_DAY2 / pop.a_au**3))
     h = np.where(np.isnan(pop.h_mag), "     ", _fmt("%5.2f", np.nan_to_num(pop.h_mag)))
-    cols = [
+    cols: list[npt.NDArray[np.str_] | str] = [
         np.char.ljust(pop.object_id.astype("U7"), 7), " ", h, " ",
         _fmt("%5.2f", pop.g_slope), " ", pack_epochs(pop.epoch_mjd_tdb).astype("U5"), " ",
         _fmt("%9.5f", pop.mean_anomaly_deg % 360.0), "  ",
@@ -284,9 +284,9 @@ def write_mpcorb(pop: KeplerianPopulation, path: str | Path) -> None:
         _fmt("%11.7f", pop.a_au), "  0 SYNTHETIC  100  10 2000-2025 0.50 M-v 3Ek ssassoc    0000 ",
         np.char.ljust(pop.object_id.astype("U28"), 28), " 20250101",
     ]
-    lines = cols[0]
+    lines: npt.NDArray[np.str_] = np.asarray(cols[0], dtype=np.str_)
     for c in cols[1:]:
-        lines = np.char.add(lines, c)
+        lines = np.char.add(lines, np.asarray(c, dtype=np.str_))
     header = (
         "Synthetic MPCORB-format catalogue written by ssassoc.core.ephemeris.population\n"
         "Des'n     H     G   Epoch     M        Peri.      Node       Incl.       e"
