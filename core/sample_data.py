@@ -98,7 +98,7 @@ def synthetic_field(
     rate_ra = np.degrees(np.einsum("ij,ij->i", topo_v, east) * rad_per_day)
     rate_dec = np.degrees(np.einsum("ij,ij->i", topo_v, north) * rad_per_day)
 
-    ss_object_id = np.sort(rng.choice(np.arange(10**15, 10**15 + 10**9), n_objects, replace=False))
+    ss_object_id = np.sort(10**15 + rng.choice(10**9, n_objects, replace=False))
     objects = pd.DataFrame(
         {
             "ssObjectId": ss_object_id.astype(np.int64),
@@ -132,7 +132,7 @@ def synthetic_field(
     )
     ra = np.concatenate((det_ra, field_ra))
     dec = np.concatenate((det_dec, field_dec))
-    ids = rng.choice(np.arange(10**12, 10**12 + 10**8), len(ra), replace=False).astype(np.int64)
+    ids = (10**12 + rng.choice(10**8, len(ra), replace=False)).astype(np.int64)
     order = rng.permutation(len(ra))
     sources = pd.DataFrame(
         {
