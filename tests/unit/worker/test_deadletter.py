@@ -24,7 +24,7 @@ def test_envelope_keeps_original_bytes_and_headers() -> None:
                             timestamp_ms=1_700_000_000_000)
     out = dead_letter_message(original, "undecodable", wire.UndecodableError("bad magic"), "dlq")
     assert out.topic == "dlq" and out.key == b"9:1"
-    version, record = wire.decode("deadLetter", out.value)
+    _version, record = wire.decode("deadLetter", out.value)
     assert record["originalValue"] == b"\x00\xffraw"
     assert record["originalKey"] == b"9:1"
     assert record["originalHeaders"] == [{"key": "trace", "value": b"abc"},
