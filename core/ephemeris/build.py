@@ -25,6 +25,7 @@ in the manifest of any store built with it.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 import os
 from collections.abc import Callable
@@ -534,6 +535,7 @@ def build_store(
     report("write", 0, 1)
     path = write_store_directory(out_dir, arrays, manifest, overwrite=overwrite)
     report("write", 1, 1)
+    manifest = json.loads((path / "manifest.json").read_text())  # as written: with checksums
     return BuildResult(
         path=path,
         n_objects=n_kept,

@@ -133,14 +133,15 @@ class SkyIndex:
         return int(min(max(dt_days // self.bin_days, 0), self.n_bins - 1))
 
     def query_nside(self, radius_deg: float) -> int:
-        """Resolution to search a cone of this radius at: cells about as wide as the radius.
+        """Resolution to search a cone of this radius at: cells about a quarter of the radius.
 
-        Coarser cells mean fewer cells to enumerate but more candidates to evaluate; cells
-        of about the cone radius balance the two (measured in benchmarks/ephem_query.py).
+        Coarser cells mean fewer cells to enumerate but more candidates to evaluate (the
+        candidate area is about (2 r + cell)^2); cells of ~r/4 balance the two on a 1.3 M
+        object store (benchmarks/ephem_query.py). Never finer than the index itself.
         """
         # HEALPix cell size ~ 58.6 deg / nside
-        nside_q = 2 ** int(np.clip(np.floor(np.log2(58.6 / max(radius_deg, 1e-6))), 0, 29))
-        return int(min(nside_q, self.nside))
+        level = round(math.log2(4.0 * 58.6 / max(radius_deg, 1e-9)))
+        return int(min(2 ** int(np.clip(level, 0, 29)), self.nside))
 
     def candidates(self, dt_days: float, ra_deg: float, dec_deg: float, radius_deg: float) -> IntArray:
         """Object rows that may be within ``radius_deg`` of the centre at ``dt_days`` (unique, sorted)."""

@@ -241,6 +241,13 @@ class EphemerisStore:
             pad_deg=float(b["index_pad_deg"]),
         )
         self._levels = np.arange(int(b.get("max_level", 8)) + 1, dtype=np.int64)
+        # per segment level (static): segments over the span, their length, dx/dt
+        self._orders = np.arange(self._geo.degree + 1, dtype=np.float64)
+        self._level_nseg = np.left_shift(self._geo.n_base_segments, self._levels)
+        self._level_length = self._geo.span_days / self._level_nseg
+        self._level_dxdt = (2.0 / self._level_length)[:, None]
+        self._end_deriv_plus = self._orders**2
+        self._end_deriv_minus = self._orders**2 * (-1.0) ** (self._orders + 1)
 
     # -- opening -----------------------------------------------------------------
     @classmethod
@@ -375,13 +382,19 @@ class EphemerisStore:
         All objects of one level share their segment boundaries, so the basis is computed
         once per level (<= 9 of them) instead of once per object.
         """
-        g = self._geo
-        nseg = np.left_shift(g.n_base_segments, self._levels)
-        length = g.span_days / nseg
+        nseg, length = self._level_nseg, self._level_length
         k = np.minimum((dt / length).astype(np.int64), nseg - 1)
-        x = 2.0 * (dt - k * length) / length - 1.0
-        t, d = chebyshev_basis(x, g.degree)
-        return k, t, d * (2.0 / length)[:, None]
+        x = np.clip(2.0 * (dt - k * length) / length - 1.0, -1.0, 1.0)
+        # closed forms (a few array ops instead of a recurrence loop): T_n = cos(n theta),
+        # dT_n/dx = n sin(n theta) / sin(theta), -> n^2 (+-1)^(n+1) at the ends x = +-1
+        theta = np.arccos(x)[:, None]
+        n = self._orders
+        t = np.cos(n * theta)
+        sin_theta = np.sin(theta)
+        inner = sin_theta > 1e-7
+        d = np.where(inner, n * np.sin(n * theta) / np.where(inner, sin_theta, 1.0),
+                     np.where(x[:, None] > 0, self._end_deriv_plus, self._end_deriv_minus))  # fmt: skip
+        return k, t, d * self._level_dxdt
 
     def _helio(
         self, rows: npt.NDArray[np.int64], dt: float

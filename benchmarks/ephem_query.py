@@ -1,0 +1,248 @@
+#!/usr/bin/env python3
+"""Cone-query benchmark of the ephemeris store, side by side with Rubin's mpSky.
+
+    .venv/bin/python benchmarks/ephem_query.py --n 1300000 --queries 200 --seed 1
+
+1. Builds (or reuses, ``--store DIR``) a store of N synthetic objects
+   (``population.generate_population``: MPC-like class mix) over 24 h at X05.
+   ``--sampler two-body`` (default for speed) fits Kepler+light-time positions and is
+   labelled as such: query speed does not depend on where positions came from.
+   ``--sampler nbody`` uses the production N-body integrator.
+2. In a fresh process: open time, cold first query (at opposition, r = 0.4 deg, pages
+   not yet touched by this process), query latency median / p99 at r = 0.4 and 2.1 deg
+   for pointings near the ecliptic (|beta| <= 10 deg) and anywhere (uniform on the sky),
+   objects returned, candidates evaluated, completeness against brute force, resident
+   memory (VmRSS / VmHWM).
+3. Runs mpSky's own build + query (``/work/shared/bench/mpsky_anchor.py`` in ``.venv-mpsky``)
+   on a catalogue of the same size and prints both with ratios (ours / mpSky; < 1 = faster).
+
+mpSky returns polynomial coefficients only; ours returns the complete evaluated
+``solarSystemObjectTable`` (positions, rates, states, magnitudes) for objects in the cone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+ANCHOR = Path("/work/shared/bench/mpsky_anchor.py")
+MPSKY_PY = REPO / ".venv-mpsky" / "bin" / "python"
+OBLIQ = math.radians(84381.406 / 3600.0)
+
+
+def _status_mib() -> dict[str, float]:
+    out = {}
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(("VmRSS", "VmHWM")):
+                k, v = line.split(":")
+                out[k] = int(v.split()[0]) / 1024.0
+    return out
+
+
+def ecl_to_eq(lon_deg: np.ndarray, lat_deg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    lon, lat = np.radians(lon_deg), np.radians(lat_deg)
+    x, y, z = np.cos(lat) * np.cos(lon), np.cos(lat) * np.sin(lon), np.sin(lat)
+    ce, se = math.cos(OBLIQ), math.sin(OBLIQ)
+    yy, zz = y * ce - z * se, y * se + z * ce
+    return np.degrees(np.arctan2(yy, x)) % 360.0, np.degrees(np.arcsin(zz))
+
+
+# -- build ----------------------------------------------------------------------------
+def build(args: argparse.Namespace, store_dir: Path) -> dict:
+    from ssassoc.core.ephemeris.build import build_store, nbody_sampler, two_body_sampler
+    from ssassoc.core.ephemeris.population import generate_population
+
+    t0 = time.perf_counter()
+    orbits = generate_population(args.n, seed=args.seed, epoch_mjd_tdb=args.start - 0.5).to_orbit_table()
+    t_pop = time.perf_counter() - t0
+    sampler = two_body_sampler("X05") if args.sampler == "two-body" else nbody_sampler("X05")
+    last = [0.0]
+
+    def progress(stage: str, done: int, total: int) -> None:
+        now = time.perf_counter()
+        if now - last[0] > 15 or done == total:
+            print(f"#   build {stage}: {done:,}/{total:,}  {now - t0:7.1f} s", flush=True)
+            last[0] = now
+
+    r = build_store(orbits, "X05", args.start, args.start + args.span, store_dir, sampler=sampler,
+                    workers=args.workers, progress=progress, overwrite=True)  # fmt: skip
+    size = sum(p.stat().st_size for p in store_dir.iterdir())
+    info = dict(seconds=r.seconds, population_s=t_pop, sampler=sampler.name, n=r.n_objects,
+                worst_fit_error_mas=r.worst_fit_error_mas, size_mib=size / 2**20,
+                objects_per_level=r.manifest["fit"]["objects_per_level"],
+                index_entries=r.manifest["arrays"]["index_objects"]["shape"][0])  # fmt: skip
+    print(f"# built {r.n_objects:,} objects in {r.seconds:.1f} s ({sampler.name}), store {size / 2**20:.0f} MiB, "
+          f"worst fit error {r.worst_fit_error_mas:.4f} mas", flush=True)  # fmt: skip
+    return info
+
+
+# -- measure (fresh process) ----------------------------------------------------------------
+def measure(store_dir: Path, queries: int, seed: int, radii: list[float], brute: int) -> dict:
+    import pandas as pd  # noqa: F401 - import cost is not open cost
+
+    from ssassoc.core.ephemeris.store import EphemerisStore
+
+    res: dict = {"rss_before_open_mib": _status_mib()["VmRSS"]}
+    t0 = time.perf_counter()
+    store = EphemerisStore.open(store_dir)
+    res["open_ms"] = (time.perf_counter() - t0) * 1e3
+    t_mid = 0.5 * (store.start_mjd_tai + store.end_mjd_tai)
+    obs, _ = store.observer_state(t_mid)  # anti-Sun direction = opposition
+    ra_opp = math.degrees(math.atan2(obs[1], obs[0])) % 360.0
+    dec_opp = math.degrees(math.asin(obs[2] / np.linalg.norm(obs)))
+    t0 = time.perf_counter()
+    df = store.query(t_mid, ra_opp, dec_opp, radii[0])
+    res["cold_first_query_ms"] = (time.perf_counter() - t0) * 1e3
+    res["cold_first_query_nobj"] = len(df)
+
+    rng = np.random.default_rng(seed + 1)
+    times = rng.uniform(store.start_mjd_tai, store.end_mjd_tai, queries)
+    sets = {
+        "ecl": ecl_to_eq(rng.uniform(0, 360, queries), rng.uniform(-10, 10, queries)),
+        "any": (rng.uniform(0, 360, queries), np.degrees(np.arcsin(rng.uniform(-1, 1, queries)))),
+    }
+    stats = {}
+    for name, (ras, decs) in sets.items():
+        for r in radii:
+            lat = np.empty(queries)
+            nret = np.empty(queries, np.int64)
+            for j in range(queries):
+                t1 = time.perf_counter()
+                out = store.query(float(times[j]), float(ras[j]), float(decs[j]), r)
+                lat[j] = time.perf_counter() - t1
+                nret[j] = len(out)
+            ncand = [store._index.candidates(float(times[j]) - store.start_mjd_tai, float(ras[j]),
+                                             float(decs[j]), r).size for j in range(queries)]  # fmt: skip
+            ms = lat * 1e3
+            stats[f"{name}/r={r}"] = dict(median_ms=float(np.median(ms)), p99_ms=float(np.percentile(ms, 99)),
+                                          mean_ms=float(ms.mean()), mean_returned=float(nret.mean()),
+                                          max_returned=int(nret.max()), mean_candidates=float(np.mean(ncand)))  # fmt: skip
+            s = stats[f"{name}/r={r}"]
+            print(f"#   ssassoc {name} r={r}: median {s['median_ms']:.3f} ms p99 {s['p99_ms']:.3f} ms "
+                  f"returned {s['mean_returned']:.1f} candidates {s['mean_candidates']:.1f}", flush=True)  # fmt: skip
+    res["queries_stats"] = stats
+    # completeness: indexed query vs evaluating every object
+    miss = tot = 0
+    ras, decs = sets["ecl"]
+    all_rows = np.arange(len(store))
+    for j in range(min(brute, queries)):
+        t = float(times[j])
+        helio, _ = store.positions(all_rows, t)
+        o, _ = store.observer_state(t)
+        u = helio - o
+        u /= np.linalg.norm(u, axis=1, keepdims=True)
+        ra_r, de_r = math.radians(ras[j]), math.radians(decs[j])
+        c = np.array([math.cos(de_r) * math.cos(ra_r), math.cos(de_r) * math.sin(ra_r), math.sin(de_r)])
+        truth = set(store._a["ss_object_id"][u @ c >= math.cos(math.radians(max(radii)))].tolist())
+        got = set(store.query(t, float(ras[j]), float(decs[j]), max(radii))["ssObjectId"].tolist())
+        tot += len(truth)
+        miss += len(truth - got)
+    res["completeness"] = dict(queries=min(brute, queries), radius=max(radii), objects=tot, missed=miss)
+    st = _status_mib()
+    res["rss_end_mib"], res["peak_rss_mib"] = st["VmRSS"], st["VmHWM"]
+    return res
+
+
+def run_mpsky(n: int, queries: int, seed: int) -> dict | None:
+    if not (MPSKY_PY.exists() and ANCHOR.exists()):
+        print(f"# mpSky anchor skipped: need {MPSKY_PY} (python3 -m venv .venv-mpsky && "
+              ".venv-mpsky/bin/pip install mpsky==0.0.2 'pandas<3') and {ANCHOR}", flush=True)  # fmt: skip
+        return None
+    with tempfile.TemporaryDirectory() as td:
+        out = Path(td) / "mpsky.json"
+        cmd = [str(MPSKY_PY), str(ANCHOR), "--n", str(n), "--queries", str(queries), "--seed", str(seed),
+               "--json", str(out), "--no-pickle"]  # fmt: skip
+        print("# running mpSky anchor:", " ".join(cmd), flush=True)
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        if proc.returncode != 0:
+            print(proc.stdout[-2000:], proc.stderr[-2000:], sep="\n")
+            return None
+        print("\n".join("#   mpsky " + ln for ln in proc.stdout.splitlines() if "query set" in ln or "cold" in ln))
+        return json.loads(out.read_text())
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--n", type=int, default=1_300_000)
+    ap.add_argument("--queries", type=int, default=200)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--start", type=float, default=60800.5, help="store start, MJD TAI")
+    ap.add_argument("--span", type=float, default=1.0, help="store span, days")
+    ap.add_argument("--sampler", choices=("two-body", "nbody"), default="two-body")
+    ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--store", type=Path, default=None, help="store directory (reused if it holds N objects)")
+    ap.add_argument("--radii", default="0.4,2.1")
+    ap.add_argument("--brute", type=int, default=5, help="queries checked against brute force")
+    ap.add_argument("--no-mpsky", action="store_true")
+    ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--measure", type=Path, default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    radii = [float(r) for r in args.radii.split(",")]
+
+    if args.measure is not None:  # child: measure only, print JSON
+        print(json.dumps(measure(args.measure, args.queries, args.seed, radii, args.brute)), flush=True)
+        return 0
+
+    store_dir = args.store or Path(tempfile.gettempdir()) / f"ssassoc-bench-store-{args.n}-{args.sampler}"
+    res: dict = {"n": args.n, "queries": args.queries, "seed": args.seed, "cpus": os.cpu_count()}
+    manifest = store_dir / "manifest.json"
+    if manifest.exists() and json.loads(manifest.read_text())["n_objects"] == args.n:
+        print(f"# reusing {store_dir}", flush=True)
+        res["build"] = None
+    else:
+        res["build"] = build(args, store_dir)
+    cmd = [sys.executable, __file__, "--measure", str(store_dir), "--queries", str(args.queries),
+           "--seed", str(args.seed), "--radii", args.radii, "--brute", str(args.brute)]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        print(proc.stdout, proc.stderr)
+        return 1
+    lines = proc.stdout.strip().splitlines()
+    print("\n".join(lines[:-1]))
+    ours = json.loads(lines[-1])
+    res["ssassoc"] = ours
+    mp = None if args.no_mpsky else run_mpsky(args.n, args.queries, args.seed)
+    res["mpsky"] = mp
+
+    print(f"\nN = {args.n:,}, {args.queries} queries per cell; latency median / p99 in ms; "
+          "ratio = ssassoc / mpSky (< 1: ssassoc faster)")
+    print(f"{'pointings':10s} {'radius':>6s} | {'ssassoc':>17s} {'objects':>8s} | {'mpSky':>17s} {'objects':>8s} | "
+          f"{'ratio med':>9s} {'ratio p99':>9s}")  # fmt: skip
+    for key, s in ours["queries_stats"].items():
+        name, r = key.split("/r=")
+        line = f"{name:10s} {r:>6s} | {s['median_ms']:7.3f} / {s['p99_ms']:7.3f} {s['mean_returned']:8.1f} | "
+        m = (mp or {}).get("queries_stats", {}).get(key)
+        if m:
+            line += (f"{m['median_ms']:7.3f} / {m['p99_ms']:7.3f} {m['mean_returned']:8.1f} | "
+                     f"{s['median_ms'] / m['median_ms']:9.2f} {s['p99_ms'] / m['p99_ms']:9.2f}")  # fmt: skip
+        print(line)
+    print(f"open {ours['open_ms']:.1f} ms; cold first query {ours['cold_first_query_ms']:.2f} ms "
+          f"({ours['cold_first_query_nobj']} objects)"
+          + (f" [mpSky cold first query {mp['cold_first_query_ms']:.2f} ms]" if mp else ""))  # fmt: skip
+    print(f"resident: {ours['rss_end_mib']:.0f} MiB at end, peak {ours['peak_rss_mib']:.0f} MiB "
+          f"(before open {ours['rss_before_open_mib']:.0f} MiB)")
+    c = ours["completeness"]
+    print(f"completeness: {c['missed']} of {c['objects']} objects missed in {c['queries']} brute-force checks "
+          f"at r = {c['radius']}")
+    if res["build"]:
+        b = res["build"]
+        print(f"build ({b['sampler']}): {b['seconds']:.1f} s for {b['n']:,} objects, store {b['size_mib']:.0f} MiB, "
+              f"worst fit {b['worst_fit_error_mas']:.4f} mas, objects per level {b['objects_per_level']}")
+    if args.json:
+        args.json.write_text(json.dumps(res, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
