@@ -312,10 +312,10 @@ def _hermite_fill(
     j = np.clip(np.searchsorted(node_t, times, side="right") - 1, 0, node_t.size - 2)
     t_a, t_b = node_t[j], node_t[j + 1]
     h = t_b - t_a
-    # Two-body from node a to node b: the deviation at b.
-    kp_b, kv_b = propagate_two_body(node_p[:, j], node_v[:, j], h[None, :])
-    dp = node_p[:, j + 1] - kp_b
-    dv = node_v[:, j + 1] - kv_b
+    # Deviation from two-body at the end of each node interval (once per interval).
+    kp_b, kv_b = propagate_two_body(node_p[:, :-1], node_v[:, :-1], np.diff(node_t)[None, :])
+    dp = (node_p[:, 1:] - kp_b)[:, j]
+    dv = (node_v[:, 1:] - kv_b)[:, j]
     tau = times - t_a
     kp, kv = propagate_two_body(node_p[:, j], node_v[:, j], np.broadcast_to(tau, (n, tau.size)))
     s = (tau / h)[None, :, None]

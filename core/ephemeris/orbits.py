@@ -266,21 +266,29 @@ def propagate_two_body(
             guess = sgn * np.sqrt(-a_h) * np.log(num / den)
         # Only for long times (ratio > e); near perihelion the linear guess is better.
         chi[hyp] = np.where(np.isfinite(guess) & (num / den > np.e), guess, chi[hyp])
-    for _ in range(60):
-        z = alpha * chi * chi
+    # Laguerre-Conway iterations, continued only for elements not yet converged.
+    active = np.arange(chi.size)
+    one_m_ar0 = 1.0 - alpha * r0
+    for _ in range(50):
+        if active.size == 0:
+            break
+        x = chi[active]
+        al = alpha[active]
+        z = al * x * x
         c, s = _stumpff(z)
-        chi2 = chi * chi
-        f = sig0 * chi2 * c + (1.0 - alpha * r0) * chi2 * chi * s + r0 * chi - sqmu * dt
-        fp = sig0 * chi * (1.0 - z * s) + (1.0 - alpha * r0) * chi2 * c + r0
-        fpp = sig0 * (1.0 - z * c) + (1.0 - alpha * r0) * chi * (1.0 - z * s)
+        x2 = x * x
+        sg, om, rr = sig0[active], one_m_ar0[active], r0[active]
+        f = sg * x2 * c + om * x2 * x * s + rr * x - sqmu[active] * dt[active]
+        fp = sg * x * (1.0 - z * s) + om * x2 * c + rr
+        fpp = sg * (1.0 - z * c) + om * x * (1.0 - z * s)
         n = 5.0
         with np.errstate(over="ignore", invalid="ignore"):
             disc = np.abs((n - 1.0) ** 2 * fp * fp - n * (n - 1.0) * f * fpp)
         denom = fp + np.sign(fp) * np.sqrt(disc)
         delta = n * f / np.where(denom == 0.0, 1.0, denom)
-        chi = chi - delta
-        if np.all(np.abs(delta) <= 1e-14 * np.maximum(1.0, np.abs(chi))):
-            break
+        chi[active] = x - delta
+        done = np.abs(delta) <= 4e-15 * np.maximum(1.0, np.abs(x))
+        active = active[~done]
     z = alpha * chi * chi
     c, s = _stumpff(z)
     chi2 = chi * chi
