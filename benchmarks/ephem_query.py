@@ -125,9 +125,10 @@ def measure(store_dir: Path, queries: int, seed: int, radii: list[float], brute:
             ncand = [store._index.candidates(float(times[j]) - store.start_mjd_tai, float(ras[j]),
                                              float(decs[j]), r).size for j in range(queries)]  # fmt: skip
             ms = lat * 1e3
-            stats[f"{name}/r={r}"] = dict(median_ms=float(np.median(ms)), p99_ms=float(np.percentile(ms, 99)),
-                                          mean_ms=float(ms.mean()), mean_returned=float(nret.mean()),
-                                          max_returned=int(nret.max()), mean_candidates=float(np.mean(ncand)))  # fmt: skip
+            stats[f"{name}/r={r}"] = dict(
+                median_ms=float(np.median(ms)), p99_ms=float(np.percentile(ms, 99)), mean_ms=float(ms.mean()),
+                mean_returned=float(nret.mean()), max_returned=int(nret.max()), mean_candidates=float(np.mean(ncand)),
+            )  # fmt: skip
             s = stats[f"{name}/r={r}"]
             print(f"#   ssassoc {name} r={r}: median {s['median_ms']:.3f} ms p99 {s['p99_ms']:.3f} ms "
                   f"returned {s['mean_returned']:.1f} candidates {s['mean_candidates']:.1f}", flush=True)  # fmt: skip

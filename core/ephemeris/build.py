@@ -38,6 +38,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from ..designation import DesignationError, packed_to_ss_object_id
 from .chebyshev import (
     chebyshev_basis,
     chebyshev_nodes,
@@ -189,17 +190,12 @@ def ss_object_ids(object_ids: npt.ArrayLike) -> npt.NDArray[np.int64]:
     OpenOrb ``ObjID``) still get their bytes' big-endian value when <= 8 bytes, else a
     63-bit BLAKE2b hash of the UTF-8 id, so every object has a stable int64 id.
     """
-    try:
-        from ..designation import DesignationError, packed_to_ss_object_id
-    except ImportError:  # pragma: no cover - designation module absent
-        packed_to_ss_object_id, DesignationError = None, ValueError  # type: ignore[assignment]
-
     out = np.empty(len(np.asarray(object_ids, dtype=object)), dtype=np.int64)
     for i, raw in enumerate(np.asarray(object_ids, dtype=object)):
         s = str(raw).strip()
         try:
-            value = packed_to_ss_object_id(s) if packed_to_ss_object_id else _bytes_id(s)
-        except (DesignationError, ValueError):
+            value = packed_to_ss_object_id(s)
+        except DesignationError:
             value = _bytes_id(s)
         out[i] = value if value < 2**63 else value - 2**64  # int64 column: wrap the rare top bit
     return out
@@ -284,7 +280,7 @@ def _fit_chunk(
         k = t_nodes.size
         node_s = samples[:, :k].reshape(todo.size, n_seg, d + 1, 3)
         check_s = samples[:, k:].reshape(todo.size, n_seg, d + 2, 3)
-        finite = np.isfinite(samples).all(axis=(1, 2))
+        finite = np.asarray(np.isfinite(samples).all(axis=(1, 2)), dtype=bool)
         c = fit_coefficients(node_s, d)  # (m, n_seg, 3, d+1)
         pred = np.einsum("msck,jk->msjc", c, basis_check)
         obs_c, _ = observer_states(observatory, start + t_check.ravel())

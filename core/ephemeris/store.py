@@ -93,7 +93,7 @@ try:  # pandas >= 3: build the frame from its blocks (3x faster than the dict co
     from pandas.api.internals import create_dataframe_from_blocks as _from_blocks
 except ImportError:  # pragma: no cover - pandas 2
     _from_blocks = None
-_STR_DTYPE = pd.api.types.pandas_dtype("str")
+_STR_DTYPE: Any = pd.api.types.pandas_dtype("str")
 
 
 class EphemerisStoreError(RuntimeError):
