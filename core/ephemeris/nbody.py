@@ -416,7 +416,7 @@ def light_time_correct(
     helio_vel_au_per_day: FloatArray,
     obs_bary_pos_au: FloatArray,
     times_mjd_tdb: FloatArray,
-    iterations: int = 4,
+    iterations: int = 3,
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     """Object state at light emission for observers at ``times``.
 
@@ -430,15 +430,17 @@ def light_time_correct(
         ``(helio_pos_emit_au, helio_vel_emit_au_per_day, light_time_days)``: heliocentric
         state of the object at emission time ``t - tau`` (relative to the Sun at that
         time) and ``tau``. The short step back (at most hours) uses two-body motion from
-        the geometric state; the Sun's barycentric motion comes from DE421.
+        the geometric state; the Sun's barycentric motion from DE421, linear over tau.
     """
     t = np.asarray(times_mjd_tdb, np.float64)
-    sun_t, _ = body_state("sun", t)
+    sun_t, sun_v = body_state("sun", t)
     tau = np.linalg.norm(helio_pos_au + sun_t[None] - obs_bary_pos_au[None], axis=-1) / C_AU_PER_DAY
     p_emit, v_emit = helio_pos_au, helio_vel_au_per_day
     for _ in range(iterations):
         p_emit, v_emit = propagate_two_body(helio_pos_au, helio_vel_au_per_day, -tau, GM_SUN_AU3_PER_DAY2)
-        sun_emit, _ = body_state("sun", t[None, :] - tau)
+        # The Sun's barycentric motion over the light time is linear to ~10 m (its
+        # acceleration is ~3e-9 AU/day^2 and tau < 0.3 day out to 50 AU).
+        sun_emit = sun_t[None] - tau[..., None] * sun_v[None]
         rho = p_emit + sun_emit - obs_bary_pos_au[None]
         tau = np.linalg.norm(rho, axis=-1) / C_AU_PER_DAY
     return p_emit, v_emit, tau
@@ -511,7 +513,8 @@ def observables_from_states(
     obs_helio_p = obs_bary_p - sun_p
     obs_helio_v = obs_bary_v - sun_v
     p_emit, v_emit, tau = light_time_correct(helio_pos_au, helio_vel_au_per_day, obs_bary_p, t_tdb)
-    sun_emit_p, sun_emit_v = body_state("sun", t_tdb[None, :] - tau)
+    sun_emit_p = sun_p[None] - tau[..., None] * sun_v[None]  # linear over tau, see above
+    sun_emit_v = np.broadcast_to(sun_v[None], sun_emit_p.shape)
     rho = p_emit + sun_emit_p - obs_bary_p[None]
     rng = np.linalg.norm(rho, axis=-1)
     # d(rho)/dt = v_obj(t - tau) (1 - dtau/dt) - v_obs(t), with dtau/dt = range rate / c.
