@@ -220,11 +220,12 @@ def _segment_times(n_seg: int, length_days: float, x: FloatArray) -> FloatArray:
 
 @dataclass
 class _ChunkFit:
-    coeffs: list[FloatArray]  # per object (n_seg, 3, D+1), in object order
+    coeffs: FloatArray  # (segments of the chunk's objects, in object order, 3, D+1)
     level: npt.NDArray[np.int8]
     fit_error_mas: FloatArray
     min_rho_au: FloatArray
     bad: npt.NDArray[np.bool_]
+    entries: npt.NDArray[np.int64]  # packed index entries, object = row within the chunk
 
 
 def _observer_fit(
@@ -297,7 +298,8 @@ def _fit_chunk(
         min_rho[rows] = np.where(finite[done], rho.reshape(todo.size, -1)[done].min(axis=1), np.nan)
         bad[rows] = ~finite[done]
         todo = todo[~done]
-    return _ChunkFit([c for c in coeffs if c is not None], level, err, min_rho, bad)
+    flat = np.concatenate([c for c in coeffs if c is not None], axis=0)
+    return _ChunkFit(flat, level, err, min_rho, bad, np.empty(0, np.int64))
 
 
 def _eval_at(
@@ -366,9 +368,35 @@ def _index_chunk(
 
 
 def _work_unit(
-    args: tuple[OrbitTable, Sampler, str, float, float, BuildParameters],
+    args: tuple[OrbitTable, Sampler, str, float, float, BuildParameters, FloatArray, int],
 ) -> _ChunkFit:
-    return _fit_chunk(*args)
+    """Fit and index one chunk (runs in a worker process when ``workers > 1``)."""
+    orbits, sampler, observatory, start, span, p, obs_coeffs, n_obs_seg = args
+    fit = _fit_chunk(orbits, sampler, observatory, start, span, p)
+    n_seg = (np.int64(_n_base(span, p)) << fit.level.astype(np.int64)).astype(np.int64)
+    seg_start = np.concatenate([[0], np.cumsum(n_seg)[:-1]]).astype(np.int64)
+    good = ~fit.bad
+    if good.all():
+        fit.entries = _index_chunk(fit.coeffs, seg_start, n_seg, 0, span, obs_coeffs, n_obs_seg, p)
+    elif good.any():  # index only objects with finite fits, under their chunk row numbers
+        rows = np.flatnonzero(good)
+        packed = _index_chunk(fit.coeffs, seg_start[rows], n_seg[rows], 0, span, obs_coeffs, n_obs_seg, p)
+        fit.entries = _remap_objects(packed, rows)
+    return fit
+
+
+def _n_base(span: float, p: BuildParameters) -> int:
+    return max(1, math.ceil(span / p.max_segment_days - 1e-9))
+
+
+_OBJ_MASK = (1 << 31) - 1
+
+
+def _remap_objects(packed: npt.NDArray[np.int64], new_rows: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """Packed entries with object ``i`` replaced by ``new_rows[i]`` (dropping ``new_rows < 0``)."""
+    obj = new_rows[packed & _OBJ_MASK]
+    keep = obj >= 0
+    return np.asarray(((packed[keep] >> 31) << 31) | obj[keep], dtype=np.int64)
 
 
 # -- the builder ---------------------------------------------------------------------------------
@@ -421,7 +449,7 @@ def build_store(
     fits: list[_ChunkFit] = []
     report("objects", 0, n)
     done_objects = 0
-    units = ((orbits.take(c), sampler, observatory, start, span, p) for c in chunks)
+    units = ((orbits.take(c), sampler, observatory, start, span, p, obs_coeffs, n_obs_seg) for c in chunks)
     if workers > 1 and len(chunks) > 1:
         import multiprocessing as mp
 
@@ -446,30 +474,35 @@ def build_store(
             "fix the orbits or build with --skip-bad"
         )
     keep = ~bad
-    level = np.concatenate([f.level for f in fits])[keep]
-    fit_err = np.concatenate([f.fit_error_mas for f in fits])[keep]
-    min_rho = np.concatenate([f.min_rho_au for f in fits])[keep]
-    coeff_list = [c for f in fits for c in f.coeffs]
-    coeff_list = [c for c, k in zip(coeff_list, keep, strict=True) if k]
-    del fits
-    n_base = max(1, math.ceil(span / p.max_segment_days - 1e-9))
-    n_seg = (np.int64(n_base) << level.astype(np.int64)).astype(np.int64)
-    seg_start = np.concatenate([[0], np.cumsum(n_seg)[:-1]]).astype(np.int64)
-    coeffs = np.concatenate(coeff_list, axis=0) if coeff_list else np.empty((0, 3, p.degree + 1))
-    del coeff_list
-    # observer fit error seen from each object, added to its own fit error
-    fit_err = fit_err + obs_err_km / 149_597_870.7 / min_rho * RAD_TO_MAS
-
-    kept = orbits.take(np.flatnonzero(keep)) if bad.any() else orbits
-    n_kept = len(kept)
+    n_kept = int(keep.sum())
     report("index", 0, n_kept)
+    # global row of each kept object (-1 for dropped ones), then the chunks' entries in it
+    new_row = np.where(keep, np.cumsum(keep) - 1, -1).astype(np.int64)
     parts = []
-    for i in range(0, n_kept, p.chunk_objects):
-        j = min(i + p.chunk_objects, n_kept)
-        parts.append(_index_chunk(coeffs, seg_start[i:j], n_seg[i:j], i, span, obs_coeffs, n_obs_seg, p))
-        report("index", j, n_kept)
+    row0 = 0
+    for f in fits:
+        parts.append(_remap_objects(f.entries, new_row[row0 : row0 + f.level.size]))
+        row0 += f.level.size
+        f.entries = np.empty(0, np.int64)
     keys, offsets, objects = merge_entries(parts)
     del parts
+    report("index", n_kept, n_kept)
+
+    level_all = np.concatenate([f.level for f in fits])
+    n_base = _n_base(span, p)
+    seg_keep = np.repeat(keep, np.int64(n_base) << level_all.astype(np.int64))
+    coeffs = np.concatenate([f.coeffs for f in fits], axis=0)
+    if bad.any():
+        coeffs = coeffs[seg_keep]
+    level = level_all[keep]
+    fit_err = np.concatenate([f.fit_error_mas for f in fits])[keep]
+    min_rho = np.concatenate([f.min_rho_au for f in fits])[keep]
+    del fits
+    n_seg = (np.int64(n_base) << level.astype(np.int64)).astype(np.int64)
+    seg_start = np.concatenate([[0], np.cumsum(n_seg)[:-1]]).astype(np.int64)
+    # observer fit error seen from each object, added to its own fit error
+    fit_err = fit_err + obs_err_km / 149_597_870.7 / min_rho * RAD_TO_MAS
+    kept = orbits.take(np.flatnonzero(keep)) if bad.any() else orbits
 
     designation = np.asarray([str(x) for x in kept.name], dtype=str)  # fixed-width unicode
     uncertainty = np.hypot(fit_err / 1000.0, p.uncertainty_floor_arcsec)

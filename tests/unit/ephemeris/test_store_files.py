@@ -210,3 +210,13 @@ def test_unpropagatable_objects_raise_or_are_skipped(tmp_path: Path) -> None:
     assert r.n_objects == 11 and r.n_skipped == 1
     store = EphemerisStore.open(tmp_path / "b")
     assert "T0000003" not in set(store.query(START_MJD_TAI + 0.5, 0, 0, 180)["designation"])
+
+
+def test_parallel_build_gives_the_same_store(tmp_path: Path) -> None:
+    orb = synthetic_orbits(600, seed=9)
+    kwargs = dict(sampler=two_body_sampler(OBSERVATORY), parameters=BuildParameters(chunk_objects=150))
+    build_store(orb, OBSERVATORY, START_MJD_TAI, END_MJD_TAI, tmp_path / "one", workers=1, **kwargs)  # type: ignore[arg-type]
+    build_store(orb, OBSERVATORY, START_MJD_TAI, END_MJD_TAI, tmp_path / "two", workers=2, **kwargs)  # type: ignore[arg-type]
+    one = json.loads((tmp_path / "one" / "manifest.json").read_text())["arrays"]
+    two = json.loads((tmp_path / "two" / "manifest.json").read_text())["arrays"]
+    assert {k: v["sha256"] for k, v in one.items()} == {k: v["sha256"] for k, v in two.items()}
