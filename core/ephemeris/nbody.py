@@ -74,9 +74,11 @@ class PropagationConfig:
         node_step_days: largest gap between integrator stops for dense output; requested
             times in between are interpolated (Kepler + Hermite deviation). 0 disables
             interpolation (every requested time is integrated to).
-        epoch_tolerance_days: orbits whose epochs differ by less than this are first moved
-            to a common epoch by two-body propagation, so the simulation stops fewer times.
-            0 (default) keeps every epoch exact.
+        epoch_tolerance_days: orbit epochs that are not multiples of this (e.g. Sorcha files
+            with arbitrary epochs) are first moved to the nearest multiple by two-body motion
+            plus the planets' perturbation (error ~30 m for a close NEO, far less for the
+            rest), so the simulation stops at most once per grid step instead of once per
+            distinct epoch. MPCORB epochs (whole days) are not moved. 0 keeps every epoch.
         near_q_au: objects with perihelion below this (NEOs), unbound or planet-crossing
             Centaur-like orbits (e > 0.3 beyond 4.5 AU) go to the "near" model: IAS15 with
             the Earth and Moon separate. All others go to the "far" model: WHFast in
@@ -90,7 +92,7 @@ class PropagationConfig:
     gr: bool = True
     ias15_epsilon: float = 1e-9
     node_step_days: float = 0.5
-    epoch_tolerance_days: float = 0.0
+    epoch_tolerance_days: float = 0.25
     near_q_au: float = 1.3
     whfast_step_days: float = 1.0
     mixed: bool = True
@@ -238,17 +240,44 @@ def _run_direction(
     return out_p, out_v, valid
 
 
+def _perturbing_acceleration(helio_pos: FloatArray, mjd_tdb: FloatArray) -> FloatArray:
+    """Heliocentric perturbing acceleration (AU/day^2) of the planets, Moon and Pluto on
+    objects at ``helio_pos[n, 3]`` at times ``mjd_tdb[n]``: direct minus indirect term."""
+    sun_p, _ = body_state("sun", mjd_tdb)
+    acc = np.zeros_like(helio_pos)
+    for body in BODIES[1:]:
+        bp, _ = body_state(body, mjd_tdb)
+        rb = bp - sun_p
+        d = rb - helio_pos
+        gm = GM_AU3_PER_DAY2[body]
+        acc += gm * (d / np.linalg.norm(d, axis=1, keepdims=True) ** 3
+                     - rb / np.linalg.norm(rb, axis=1, keepdims=True) ** 3)
+    return acc
+
+
 def _group_epochs(
     helio_pos: FloatArray, helio_vel: FloatArray, epochs: FloatArray, tolerance_days: float
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
-    """Move epochs within ``tolerance_days`` of each other to a common one (two-body)."""
+    """Move epochs to the nearest multiple of ``tolerance_days`` so that the simulation
+    stops once per grid time instead of once per distinct epoch.
+
+    The shift (at most half the grid step) is two-body motion plus the planets' perturbing
+    acceleration held constant (Encke to second order): the error is about
+    jerk * dt^3 / 6, ~30 m for an NEO 0.05 AU from the Earth with dt = 0.125 day.
+    """
     if tolerance_days <= 0 or epochs.size == 0:
         return helio_pos, helio_vel, epochs
     grouped = np.round(epochs / tolerance_days) * tolerance_days
-    dt = grouped - epochs
-    p, v = propagate_two_body(helio_pos, helio_vel, dt)
-    moved = dt != 0
-    return np.where(moved[:, None], p, helio_pos), np.where(moved[:, None], v, helio_vel), grouped
+    moved = grouped != epochs
+    if not np.any(moved):
+        return helio_pos, helio_vel, epochs
+    pos, vel = helio_pos.copy(), helio_vel.copy()
+    dt = (grouped - epochs)[moved]
+    p, v = propagate_two_body(helio_pos[moved], helio_vel[moved], dt)
+    acc = _perturbing_acceleration(helio_pos[moved], epochs[moved])
+    pos[moved] = p + 0.5 * acc * dt[:, None] ** 2
+    vel[moved] = v + acc * dt[:, None]
+    return pos, vel, grouped
 
 
 def _heliocentric_at_epoch(orbits: OrbitTable) -> tuple[FloatArray, FloatArray]:
