@@ -392,6 +392,36 @@ def _n_base(span: float, p: BuildParameters) -> int:
 _OBJ_MASK = (1 << 31) - 1
 
 
+def _segment_rows(seg_start: npt.NDArray[np.int64], n_seg: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
+    """Coefficient rows of objects' segments, object after object (no Python loop)."""
+    total = int(n_seg.sum())
+    ends = np.cumsum(n_seg)
+    return np.asarray(np.arange(total) + np.repeat(seg_start - (ends - n_seg), n_seg), dtype=np.int64)
+
+
+def _sky_order(
+    coeffs: FloatArray,
+    seg_start: npt.NDArray[np.int64],
+    n_seg: npt.NDArray[np.int64],
+    span: float,
+    obs_coeffs: FloatArray,
+    n_obs_seg: int,
+    nside: int = 64,
+) -> npt.NDArray[np.int64]:
+    """Objects sorted by the HEALPix NESTED cell of their apparent position at mid-span."""
+    n = seg_start.size
+    mid = np.full(n, 0.5 * span)
+    pos, _ = _eval_at(coeffs, seg_start, n_seg, span, mid)
+    o_p, _ = _eval_at(obs_coeffs, np.zeros(1, np.int64), np.array([n_obs_seg]), span, mid[:1])
+    topo = pos - o_p
+    ra = np.degrees(np.arctan2(topo[:, 1], topo[:, 0]))
+    dec = np.degrees(np.arcsin(np.clip(topo[:, 2] / np.linalg.norm(topo, axis=1), -1.0, 1.0)))
+    good = np.isfinite(ra) & np.isfinite(dec)
+    cells = np.zeros(n, np.int64)
+    cells[good] = lonlat_to_cells(ra[good], dec[good], nside)
+    return np.asarray(np.argsort(cells, kind="stable"), dtype=np.int64)
+
+
 def _remap_objects(packed: npt.NDArray[np.int64], new_rows: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     """Packed entries with object ``i`` replaced by ``new_rows[i]`` (dropping ``new_rows < 0``)."""
     obj = new_rows[packed & _OBJ_MASK]
@@ -475,34 +505,45 @@ def build_store(
         )
     keep = ~bad
     n_kept = int(keep.sum())
+    n_base = _n_base(span, p)
+    level_all = np.concatenate([f.level for f in fits])
+    coeffs = np.concatenate([f.coeffs for f in fits], axis=0)
+    if bad.any():
+        coeffs = coeffs[np.repeat(keep, np.int64(n_base) << level_all.astype(np.int64))]
+    level = level_all[keep]
+    fit_err = np.concatenate([f.fit_error_mas for f in fits])[keep]
+    min_rho = np.concatenate([f.min_rho_au for f in fits])[keep]
+    n_seg = (np.int64(n_base) << level.astype(np.int64)).astype(np.int64)
+    seg_start = np.concatenate([[0], np.cumsum(n_seg)[:-1]]).astype(np.int64)
+
+    # Store objects in sky order (HEALPix cell at mid-span): a cone query's candidates
+    # then sit in a few runs of rows, so it touches a few pages of each array instead of
+    # one page per candidate (a 2-4x faster first touch of a memory-mapped store).
+    order = _sky_order(coeffs, seg_start, n_seg, span, obs_coeffs, n_obs_seg)
+    rank = np.empty(n_kept, np.int64)
+    rank[order] = np.arange(n_kept)
+    seg_rows = _segment_rows(seg_start[order], n_seg[order])
+    coeffs, level, n_seg = coeffs[seg_rows], level[order], n_seg[order]
+    fit_err, min_rho = fit_err[order], min_rho[order]
+    seg_start = np.concatenate([[0], np.cumsum(n_seg)[:-1]]).astype(np.int64)
+
     report("index", 0, n_kept)
-    # global row of each kept object (-1 for dropped ones), then the chunks' entries in it
-    new_row = np.where(keep, np.cumsum(keep) - 1, -1).astype(np.int64)
+    # final row of each input object (-1 for dropped ones), then the chunks' entries in it
+    new_row = np.full(keep.size, -1, np.int64)
+    new_row[keep] = rank
     parts = []
     row0 = 0
     for f in fits:
         parts.append(_remap_objects(f.entries, new_row[row0 : row0 + f.level.size]))
         row0 += f.level.size
         f.entries = np.empty(0, np.int64)
+    del fits
     keys, offsets, objects = merge_entries(parts)
     del parts
     report("index", n_kept, n_kept)
-
-    level_all = np.concatenate([f.level for f in fits])
-    n_base = _n_base(span, p)
-    seg_keep = np.repeat(keep, np.int64(n_base) << level_all.astype(np.int64))
-    coeffs = np.concatenate([f.coeffs for f in fits], axis=0)
-    if bad.any():
-        coeffs = coeffs[seg_keep]
-    level = level_all[keep]
-    fit_err = np.concatenate([f.fit_error_mas for f in fits])[keep]
-    min_rho = np.concatenate([f.min_rho_au for f in fits])[keep]
-    del fits
-    n_seg = (np.int64(n_base) << level.astype(np.int64)).astype(np.int64)
-    seg_start = np.concatenate([[0], np.cumsum(n_seg)[:-1]]).astype(np.int64)
     # observer fit error seen from each object, added to its own fit error
     fit_err = fit_err + obs_err_km / 149_597_870.7 / min_rho * RAD_TO_MAS
-    kept = orbits.take(np.flatnonzero(keep)) if bad.any() else orbits
+    kept = orbits.take(np.flatnonzero(keep)[order])
 
     designation = np.asarray([str(x) for x in kept.name], dtype=str)  # fixed-width unicode
     uncertainty = np.hypot(fit_err / 1000.0, p.uncertainty_floor_arcsec)
