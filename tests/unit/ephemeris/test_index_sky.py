@@ -108,5 +108,5 @@ def test_query_nside_follows_the_radius() -> None:
     assert index.query_nside(0.05) == 256
     assert index.query_nside(0.42) == 256
     assert index.query_nside(2.12) == 128
-    assert index.query_nside(10.0) == 16
+    assert index.query_nside(10.0) == 32
     assert index.time_bin(-1.0) == 0 and index.time_bin(5.0) == 1
