@@ -14,7 +14,7 @@ objects, config): :meth:`SsSingleFrameAssociationTask.associate`.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
@@ -27,7 +27,7 @@ from .exposure import Exposure
 from .footprint import DetectorFootprint, padding_pixels
 from .inputs import check_objects, check_sources
 from .matching import candidate_pairs, match
-from .sssource import derive_sssource_columns, empty_sssource_table, sssource_table
+from .sssource import derive_sssource_columns, sssource_table
 from .task import ConfigurableField, Task, TaskConfig
 
 __all__ = [
@@ -68,21 +68,76 @@ class SsSingleFrameAssociationConfig(TaskConfig):
         return value
 
 
-@dataclass
 class SsSingleFrameAssociationResult:
-    """What :meth:`SsSingleFrameAssociationTask.run` returns."""
+    """What :meth:`SsSingleFrameAssociationTask.run` returns.
 
-    associatedSsSources: Table
-    """One row per association, exactly the ssSource columns (units in column metadata)."""
-    unassociatedSsObjects: pd.DataFrame
-    """Objects predicted on the detector but not matched: their table rows plus pixel ``x``, ``y``."""
-    ssoAssocDiaSources: pd.DataFrame
-    """Matched source rows (caller's columns) with their ``ssObjectId``."""
-    unAssocDiaSources: pd.DataFrame
-    """Source rows left unmatched (including rows with non-finite coordinates)."""
-    nTotalSsObjects: int
-    """Objects predicted on the (padded) detector."""
-    nAssociatedSsObjects: int
+    The association is computed eagerly; the tables are built when first read
+    (an astropy Table of 40 columns costs more than associating a detector of
+    500 sources), so a streaming caller that only needs :attr:`ssSourceColumns`
+    and the counts pays for neither.
+    """
+
+    def __init__(
+        self,
+        *,
+        ss_source_columns: dict[str, np.ndarray],
+        sources: pd.DataFrame,
+        source_rows: np.ndarray,
+        objects: pd.DataFrame,
+        object_rows: np.ndarray,
+        object_ids: np.ndarray,
+        on_detector_rows: np.ndarray,
+        x_pix: np.ndarray,
+        y_pix: np.ndarray,
+    ) -> None:
+        self.ssSourceColumns = ss_source_columns
+        """The ssSource columns as numpy arrays, in schema order (one row per association)."""
+        self._sources = sources
+        self._source_rows = source_rows
+        self._objects = objects
+        self._object_rows = object_rows
+        self._object_ids = object_ids
+        self._on_detector_rows = on_detector_rows
+        self._x_pix = x_pix
+        self._y_pix = y_pix
+        self.nTotalSsObjects = len(on_detector_rows)
+        """Objects predicted on the (padded) detector."""
+        self.nAssociatedSsObjects = len(object_rows)
+        self.band: str | None = None
+        """Band of the exposure; added as a ``band`` column to the source frames that lack one."""
+
+    @cached_property
+    def associatedSsSources(self) -> Table:
+        """One row per association, exactly the ssSource columns (units in column metadata)."""
+        return sssource_table(self.ssSourceColumns)
+
+    @cached_property
+    def ssoAssocDiaSources(self) -> pd.DataFrame:
+        """Matched source rows (caller's columns) with their ``ssObjectId``."""
+        frame = self._sources.iloc[self._source_rows].copy()
+        frame["ssObjectId"] = self._object_ids[self._object_rows]
+        return self._with_band(frame)
+
+    @cached_property
+    def unAssocDiaSources(self) -> pd.DataFrame:
+        """Source rows left unmatched (including rows with non-finite coordinates)."""
+        matched = np.zeros(len(self._sources), dtype=bool)
+        matched[self._source_rows] = True
+        return self._with_band(self._sources.iloc[np.flatnonzero(~matched)].copy())
+
+    def _with_band(self, frame: pd.DataFrame) -> pd.DataFrame:
+        if self.band is not None and "band" not in frame.columns:
+            frame["band"] = self.band
+        return frame
+
+    @cached_property
+    def unassociatedSsObjects(self) -> pd.DataFrame:
+        """Objects predicted on the detector but not matched: their table rows plus pixel ``x``, ``y``."""
+        rows = np.setdiff1d(self._on_detector_rows, self._object_rows)
+        frame = self._objects.iloc[rows].copy()
+        frame["x"] = self._x_pix[rows]
+        frame["y"] = self._y_pix[rows]
+        return frame
 
 
 class SsSingleFrameAssociationTask(Task):
@@ -118,32 +173,22 @@ class SsSingleFrameAssociationTask(Task):
                 with self.timer("ephemerisQuery"):
                     solarSystemObjectTable = self.ephemerisQuery.run(exposure)
             result = self.associate(exposure, sourceTable, solarSystemObjectTable)
-        if band is not None:
-            for frame in (result.ssoAssocDiaSources, result.unAssocDiaSources):
-                if "band" not in frame.columns:
-                    frame["band"] = str(band)
+        result.band = None if band is None else str(band)
         return result
 
     def associateSources(
         self, sourceTable: pd.DataFrame, solarSystemObjectTable: pd.DataFrame, exposure: Exposure
     ) -> Table:
         """The ssSource table of the associations (footprint cut included)."""
-        result = self.associate(exposure, sourceTable, solarSystemObjectTable, withFrames=False)
-        return result.associatedSsSources
+        return self.associate(exposure, sourceTable, solarSystemObjectTable).associatedSsSources
 
     def associate(
         self,
         exposure: Exposure,
         sourceTable: pd.DataFrame,
         solarSystemObjectTable: pd.DataFrame,
-        *,
-        withFrames: bool = True,
     ) -> SsSingleFrameAssociationResult:
-        """Footprint cut, one-to-one matching and derived columns; records counts and timings.
-
-        With ``withFrames=False`` the four DataFrames of the result are left
-        empty (for callers that only need the ssSource table).
-        """
+        """Footprint cut, one-to-one matching and derived columns; records counts and timings."""
         if not isinstance(exposure, Exposure):
             raise TypeError(f"exposure must be an ssassoc.core.Exposure, got {type(exposure).__name__}")
         cfg = self.config
@@ -194,38 +239,25 @@ class SsSingleFrameAssociationTask(Task):
             md["nCandidatePairs"] = len(pairs.obj)
 
             with self.timer("derivedColumns"):
-                if len(obj_rows):
-                    matched_objects = {c: v[obj_rows] for c, v in obj_cols.items()}
-                    matched_sources = {
-                        "diaSourceId": sources.ids[src_rows],
-                        "ra": sources.ra_deg[src_rows],
-                        "dec": sources.dec_deg[src_rows],
-                    }
-                    ss_sources = sssource_table(derive_sssource_columns(matched_sources, matched_objects, matches.rank))
-                else:
-                    ss_sources = empty_sssource_table()
+                matched_objects = {c: v[obj_rows] for c, v in obj_cols.items()}
+                matched_sources = {
+                    "diaSourceId": sources.ids[src_rows],
+                    "ra": sources.ra_deg[src_rows],
+                    "dec": sources.dec_deg[src_rows],
+                }
+                columns = derive_sssource_columns(matched_sources, matched_objects, matches.rank)
 
             md["nAssociatedSsObjects"] = len(obj_rows)
             md["nUnassociatedSsObjects"] = len(on_idx) - len(obj_rows)
 
-            if withFrames:
-                matched_src_mask = np.zeros(len(sources.ids), dtype=bool)
-                matched_src_mask[src_rows] = True
-                assoc_sources = sources.table.iloc[src_rows].copy()
-                assoc_sources["ssObjectId"] = objects.ids[obj_rows]
-                unassoc_sources = sources.table.iloc[np.flatnonzero(~matched_src_mask)].copy()
-                unmatched_obj = np.setdiff1d(on_idx, obj_rows)
-                unassoc_objects = objects.table.iloc[unmatched_obj].copy()
-                unassoc_objects["x"] = x_pix[unmatched_obj]
-                unassoc_objects["y"] = y_pix[unmatched_obj]
-            else:
-                assoc_sources = unassoc_sources = unassoc_objects = pd.DataFrame()
-
         return SsSingleFrameAssociationResult(
-            associatedSsSources=ss_sources,
-            unassociatedSsObjects=unassoc_objects,
-            ssoAssocDiaSources=assoc_sources,
-            unAssocDiaSources=unassoc_sources,
-            nTotalSsObjects=len(on_idx),
-            nAssociatedSsObjects=len(obj_rows),
+            ss_source_columns=columns,
+            sources=sources.table,
+            source_rows=src_rows,
+            objects=objects.table,
+            object_rows=obj_rows,
+            object_ids=objects.ids,
+            on_detector_rows=on_idx,
+            x_pix=x_pix,
+            y_pix=y_pix,
         )

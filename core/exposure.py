@@ -85,6 +85,10 @@ class Exposure:
         dec = np.asarray(dec_deg, float)
         if ra.size == 0:
             return np.empty(0), np.empty(0)
+        if not self.is_distorted:  # closed form, no iteration to watch
+            with np.errstate(all="ignore"):
+                x, y = self.wcs.wcs_world2pix(ra, dec, 0)
+            return np.asarray(x, float), np.asarray(y, float)
         with warnings.catch_warnings(), np.errstate(all="ignore"):
             warnings.simplefilter("ignore")
             try:
@@ -94,9 +98,25 @@ class Exposure:
         return np.asarray(x, float), np.asarray(y, float)
 
     @property
+    def is_distorted(self) -> bool:
+        """True unless the WCS is a plain TAN projection with no distortion terms."""
+        cached = self._cache.get("is_distorted")
+        if cached is None:
+            wcs = self.wcs
+            plain_tan = all(str(c).endswith("-TAN") for c in wcs.wcs.ctype)
+            extra = (wcs.sip, wcs.cpdis1, wcs.cpdis2, wcs.det2im1, wcs.det2im2)
+            cached = not plain_tan or any(term is not None for term in extra)
+            self._cache["is_distorted"] = cached
+        return bool(cached)
+
+    @property
     def centre_deg(self) -> tuple[float, float]:
-        ra, dec = self.pixel_to_sky_deg(np.array([(self.width - 1) / 2]), np.array([(self.height - 1) / 2]))
-        return float(ra[0]), float(dec[0])
+        cached = self._cache.get("centre_deg")
+        if cached is None:
+            ra, dec = self.pixel_to_sky_deg(np.array([(self.width - 1) / 2]), np.array([(self.height - 1) / 2]))
+            cached = (float(ra[0]), float(dec[0]))
+            self._cache["centre_deg"] = cached
+        return cached
 
     @property
     def pixel_scale_arcsec(self) -> float:

@@ -35,42 +35,62 @@ def padding_pixels(
 
 
 class DetectorFootprint:
-    """The sky outline and pixel box of one exposure, padded by ``max_pad_pixels``."""
+    """The sky outline and pixel box of one exposure, padded by ``max_pad_pixels``.
+
+    For a plain TAN WCS (no SIP or other distortion) sky -> pixel is exact and
+    one-to-one on the hemisphere around the tangent point, so no fold is
+    possible: positions on that hemisphere go straight to the pixel box test
+    and the outline is never traced.
+    """
 
     def __init__(self, exposure: Exposure, max_pad_pixels: float):
         self.exposure = exposure
         self.max_pad_pixels = float(max_pad_pixels)
-        lo_x, hi_x = -0.5 - self.max_pad_pixels, exposure.width - 0.5 + self.max_pad_pixels
-        lo_y, hi_y = -0.5 - self.max_pad_pixels, exposure.height - 0.5 + self.max_pad_pixels
-        t = np.linspace(0.0, 1.0, _EDGE_SAMPLES, endpoint=False)
-        # Counter-clockwise in pixel space: bottom, right, top, left.
-        up_x, up_y = lo_x + t * (hi_x - lo_x), lo_y + t * (hi_y - lo_y)
-        down_x, down_y = hi_x - t * (hi_x - lo_x), hi_y - t * (hi_y - lo_y)
-        xs = np.concatenate((up_x, np.full_like(t, hi_x), down_x, np.full_like(t, lo_x)))
-        ys = np.concatenate((np.full_like(t, lo_y), up_y, np.full_like(t, hi_y), down_y))
-        ra, dec = exposure.pixel_to_sky_deg(xs, ys)
+        self.linear = not exposure.is_distorted
+        self._outline: tuple[NDArray[np.float64], float, float] | None = None
         self.centre_ra_deg, self.centre_dec_deg = exposure.centre_deg
         self._centre_vec = unit_vectors(self.centre_ra_deg, self.centre_dec_deg)
-        self._outline_xy = self._project(unit_vectors(ra, dec))
-        outline_dist = angular_separation_deg(self.centre_ra_deg, self.centre_dec_deg, ra, dec)
-        self.radius_deg = float(np.max(outline_dist))
-        # Inside this radius a point is surely inside the outline (a little
-        # under the nearest outline sample, for the bulge between samples).
-        self.inner_radius_deg = float(np.min(outline_dist)) * 0.98
+        east = np.cross([0.0, 0.0, 1.0], self._centre_vec)
+        norm = np.linalg.norm(east)
+        # At a pole any east direction will do.
+        self._east = east / norm if norm > 1e-12 else np.array([0.0, 1.0, 0.0])
+        self._north = np.cross(self._centre_vec, self._east)
+
+    def _traced_outline(self) -> tuple[NDArray[np.float64], float, float]:
+        """(projected outline polygon, bounding radius, inscribed radius in degrees), traced once."""
+        if self._outline is None:
+            exposure, pad = self.exposure, self.max_pad_pixels
+            lo_x, hi_x = -0.5 - pad, exposure.width - 0.5 + pad
+            lo_y, hi_y = -0.5 - pad, exposure.height - 0.5 + pad
+            t = np.linspace(0.0, 1.0, _EDGE_SAMPLES, endpoint=False)
+            # Counter-clockwise in pixel space: bottom, right, top, left.
+            up_x, up_y = lo_x + t * (hi_x - lo_x), lo_y + t * (hi_y - lo_y)
+            down_x, down_y = hi_x - t * (hi_x - lo_x), hi_y - t * (hi_y - lo_y)
+            xs = np.concatenate((up_x, np.full_like(t, hi_x), down_x, np.full_like(t, lo_x)))
+            ys = np.concatenate((np.full_like(t, lo_y), up_y, np.full_like(t, hi_y), down_y))
+            ra, dec = exposure.pixel_to_sky_deg(xs, ys)
+            outline_dist = angular_separation_deg(self.centre_ra_deg, self.centre_dec_deg, ra, dec)
+            # Inside the inscribed radius a point is surely inside the outline (a
+            # little under the nearest outline sample, for the bulge between samples).
+            self._outline = (
+                self._project(unit_vectors(ra, dec)),
+                float(np.max(outline_dist)),
+                float(np.min(outline_dist)) * 0.98,
+            )
+        return self._outline
 
     def _project(self, vectors: NDArray[np.float64]) -> NDArray[np.float64]:
         """Gnomonic projection on the plane tangent at the detector centre."""
-        c = self._centre_vec
-        east = np.cross([0.0, 0.0, 1.0], c)
-        norm = np.linalg.norm(east)
-        # At a pole any east direction will do.
-        east = east / norm if norm > 1e-12 else np.array([0.0, 1.0, 0.0])
-        north = np.cross(c, east)
-        radial = vectors @ c
+        radial = vectors @ self._centre_vec
         with np.errstate(divide="ignore", invalid="ignore"):
-            xy = np.stack((vectors @ east / radial, vectors @ north / radial), axis=-1)
+            xy = np.stack((vectors @ self._east / radial, vectors @ self._north / radial), axis=-1)
         xy[radial <= 0] = np.nan  # far hemisphere: never inside
         return xy
+
+    @property
+    def radius_deg(self) -> float:
+        """Radius of the circle around the detector centre that holds the padded outline."""
+        return self._traced_outline()[1]
 
     def on_sky_outline(self, ra_deg: NDArray[np.float64], dec_deg: NDArray[np.float64]) -> NDArray[np.bool_]:
         """True where (ra, dec) lies inside the padded outline traced on the sky."""
@@ -83,13 +103,14 @@ class DetectorFootprint:
         # Cheap cone cuts first: inside the inscribed circle a point is surely
         # inside; outside the bounding circle surely not; only the annulus
         # between needs the polygon test.
+        outline_xy, radius_deg, inner_radius_deg = self._traced_outline()
         vectors = unit_vectors(ra[finite], dec[finite])
         cos_dist = vectors @ self._centre_vec
-        surely_in = cos_dist >= np.cos(np.radians(self.inner_radius_deg))
-        maybe = ~surely_in & (cos_dist >= np.cos(np.radians(self.radius_deg)))
+        surely_in = cos_dist >= np.cos(np.radians(inner_radius_deg))
+        maybe = ~surely_in & (cos_dist >= np.cos(np.radians(radius_deg)))
         result = surely_in.copy()
         if maybe.any():
-            result[maybe] = _points_in_polygon(self._project(vectors[maybe]), self._outline_xy)
+            result[maybe] = _points_in_polygon(self._project(vectors[maybe]), outline_xy)
         inside[finite] = result
         return inside
 
@@ -104,7 +125,13 @@ class DetectorFootprint:
         dec = np.asarray(dec_deg, dtype=np.float64)
         x = np.full(ra.shape, np.nan)
         y = np.full(ra.shape, np.nan)
-        mask = self.on_sky_outline(ra, dec)
+        if self.linear:
+            # Plain TAN: any point on the tangent point's hemisphere has one exact pixel position.
+            tangent = unit_vectors(*self.exposure.wcs.wcs.crval)
+            mask = np.isfinite(ra) & np.isfinite(dec)
+            mask[mask] = unit_vectors(ra[mask], dec[mask]) @ tangent > 0
+        else:
+            mask = self.on_sky_outline(ra, dec)
         if not mask.any():
             return mask, x, y
         idx = np.flatnonzero(mask)
@@ -115,10 +142,13 @@ class DetectorFootprint:
             (px >= -0.5 - pad) & (px <= exp.width - 0.5 + pad)
             & (py >= -0.5 - pad) & (py <= exp.height - 0.5 + pad)
         )  # fmt: skip
-        # The inverse must map back to the same position (rejects folded solutions).
-        back_ra, back_dec = exp.pixel_to_sky_deg(np.nan_to_num(px), np.nan_to_num(py))
-        round_trip = angular_separation_deg(ra[idx], dec[idx], back_ra, back_dec) * ARCSEC_PER_DEG
-        ok = in_box & (round_trip <= _ROUND_TRIP_TOLERANCE_ARCSEC)
+        if self.linear:
+            ok = in_box
+        else:
+            # The inverse must map back to the same position (rejects folded solutions).
+            back_ra, back_dec = exp.pixel_to_sky_deg(np.nan_to_num(px), np.nan_to_num(py))
+            round_trip = angular_separation_deg(ra[idx], dec[idx], back_ra, back_dec) * ARCSEC_PER_DEG
+            ok = in_box & (round_trip <= _ROUND_TRIP_TOLERANCE_ARCSEC)
         mask[idx] = ok
         x[idx], y[idx] = px, py
         return mask, x, y

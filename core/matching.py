@@ -155,6 +155,9 @@ def _greedy(pairs: CandidatePairs, obj_ids: IntArray, src_ids: IntArray) -> IntA
     return np.asarray(chosen, dtype=np.int64)
 
 
+_SMALL_REST = 64  # pairs; beyond this, split into connected components first
+
+
 def _optimal(pairs: CandidatePairs, obj_ids: IntArray, src_ids: IntArray) -> IntArray:
     n = len(pairs.obj)
     if n == 0:
@@ -166,7 +169,11 @@ def _optimal(pairs: CandidatePairs, obj_ids: IntArray, src_ids: IntArray) -> Int
     isolated = (obj_degree[pairs.obj] == 1) & (src_degree[pairs.src] == 1)
     chosen = [np.flatnonzero(isolated)]
     rest = np.flatnonzero(~isolated)
-    if len(rest):
+    if 0 < len(rest) <= _SMALL_REST:
+        # Few entangled pairs (the usual case): one small assignment problem
+        # over all of them is cheaper than finding their components first.
+        chosen.append(rest[_solve_component(rest, pairs, obj_ids, src_ids)])
+    elif len(rest):
         chosen.append(rest[_optimal_components(pairs, rest, obj_ids, src_ids)])
     return np.sort(np.concatenate(chosen)).astype(np.int64)
 

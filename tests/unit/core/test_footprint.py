@@ -94,3 +94,24 @@ def test_pixel_coordinates_of_unassociated_objects():
     table = result.unassociatedSsObjects.sort_values("ssObjectId")
     assert table["x"].to_numpy() == pytest.approx([12.25, 700.0], abs=1e-6)
     assert table["y"].to_numpy() == pytest.approx([400.5, 3.0], abs=1e-6)
+
+
+@pytest.mark.parametrize(("ra0", "dec0"), [(10.0, 20.0), (0.0, -89.99), (359.999, 0.0)])
+def test_plain_tan_shortcut_agrees_with_the_general_two_step_test(ra0, dec0):
+    exposure = exposure_at(ra0, dec0, width=3000, height=2000)
+    assert not exposure.is_distorted and rubin_trap_exposure().is_distorted
+    rng = np.random.default_rng(7)
+    x, y = rng.uniform(-300, 3300, 400), rng.uniform(-300, 2300, 400)
+    ra, dec = exposure.pixel_to_sky_deg(x, y)
+    ra = np.r_[ra, (ra0 + 180) % 360, ra0, np.nan]  # antipode-ish, same RA far away, NaN
+    dec = np.r_[dec, -dec0, dec0 - 60 if dec0 > 0 else dec0 + 60, 0.0]
+    pad = rng.uniform(0, 50, len(ra))
+    fast = DetectorFootprint(exposure, 50.0)
+    general = DetectorFootprint(exposure, 50.0)
+    general.linear = False
+    got_fast, fx, fy = fast.contains(ra, dec, pad)
+    got_general, gx, gy = general.contains(ra, dec, pad)
+    assert fast.linear
+    assert (got_fast == got_general).all()
+    assert got_fast[:400].sum() > 100 and (~got_fast[:400]).sum() > 50
+    assert np.allclose(fx[got_fast], gx[got_general]) and np.allclose(fy[got_fast], gy[got_general])
