@@ -255,9 +255,9 @@ def _fit_chunk(
     start: float,
     span: float,
     p: BuildParameters,
+    obs_coeffs: FloatArray,
+    n_obs_seg: int,
 ) -> _ChunkFit:
-    from .observatory import observer_states
-
     n = len(orbits)
     d = p.degree
     n_base = max(1, math.ceil(span / p.max_segment_days - 1e-9))
@@ -284,7 +284,9 @@ def _fit_chunk(
         finite = np.asarray(np.isfinite(samples).all(axis=(1, 2)), dtype=bool)
         c = fit_coefficients(node_s, d)  # (m, n_seg, 3, d+1)
         pred = np.einsum("msck,jk->msjc", c, basis_check)
-        obs_c, _ = observer_states(observatory, start + t_check.ravel())
+        # observer from its verified fit (2e-5 km): only the distances need it here
+        tc = t_check.ravel()
+        obs_c, _ = _eval_at(obs_coeffs, np.zeros(tc.size, np.int64), np.full(tc.size, n_obs_seg), span, tc)
         rho = np.linalg.norm(check_s - obs_c.reshape(1, n_seg, d + 2, 3), axis=-1)
         err_mas = np.linalg.norm(pred - check_s, axis=-1) / rho * RAD_TO_MAS
         with np.errstate(invalid="ignore"):
@@ -372,7 +374,7 @@ def _work_unit(
 ) -> _ChunkFit:
     """Fit and index one chunk (runs in a worker process when ``workers > 1``)."""
     orbits, sampler, observatory, start, span, p, obs_coeffs, n_obs_seg = args
-    fit = _fit_chunk(orbits, sampler, observatory, start, span, p)
+    fit = _fit_chunk(orbits, sampler, observatory, start, span, p, obs_coeffs, n_obs_seg)
     n_seg = (np.int64(_n_base(span, p)) << fit.level.astype(np.int64)).astype(np.int64)
     seg_start = np.concatenate([[0], np.cumsum(n_seg)[:-1]]).astype(np.int64)
     good = ~fit.bad
