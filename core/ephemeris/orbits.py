@@ -255,19 +255,33 @@ def propagate_two_body(
 
     sig0 = rdotv / sqmu
     chi = sqmu * dt * np.where(ell, alpha, 1.0 / r0)
-    # Hyperbolic: logarithmic starting guess (Vallado, Fundamentals of Astrodynamics, 4.5).
+    # Unbound or near-parabolic: the linear guess grows without bound far from the start;
+    # the parabolic solution for large times (chi^3 / 6 ~ sqrt(mu) dt) bounds it.
+    cube = np.sign(dt) * np.cbrt(6.0 * sqmu * np.abs(dt))
+    chi = np.where(~ell & (np.abs(cube) < np.abs(chi)), cube, chi)
+    # Hyperbolic: start from the solution of the hyperbolic Kepler equation
+    # e sinh H - H = M (Newton from Danby's guess, which lies above the root and
+    # converges monotonically); chi = sqrt(-a) (H - H0).
     hyp = alpha < -1e-12
     if np.any(hyp):
         a_h = 1.0 / alpha[hyp]
-        sgn = np.where(dt[hyp] >= 0, 1.0, -1.0)
-        num = -2.0 * mu[hyp] * alpha[hyp] * dt[hyp]
-        den = rdotv[hyp] + sgn * np.sqrt(-mu[hyp] * a_h) * (1.0 - r0[hyp] * alpha[hyp])
-        with np.errstate(divide="ignore", invalid="ignore"):
-            guess = sgn * np.sqrt(-a_h) * np.log(num / den)
-        # Only for long times (ratio > e); near perihelion the linear guess is better.
-        chi[hyp] = np.where(np.isfinite(guess) & (num / den > np.e), guess, chi[hyp])
+        ec = 1.0 - r0[hyp] / a_h
+        es = rdotv[hyp] / np.sqrt(-mu[hyp] * a_h)
+        e_h = np.sqrt(np.maximum(ec * ec - es * es, 1e-300))
+        h0 = np.arcsinh(es / e_h)
+        m = e_h * np.sinh(h0) - h0 + np.sqrt(mu[hyp] / (-a_h) ** 3) * dt[hyp]
+        hh = np.sign(m) * np.log(2.0 * np.abs(m) / e_h + 1.8)
+        with np.errstate(over="ignore", invalid="ignore"):
+            for _ in range(60):
+                step = (e_h * np.sinh(hh) - hh - m) / (e_h * np.cosh(hh) - 1.0)
+                hh = hh - np.where(np.isfinite(step), step, 0.0)
+                if np.all(np.abs(step) < 1e-12 * np.maximum(1.0, np.abs(hh))):
+                    break
+        guess = np.sqrt(-a_h) * (hh - h0)
+        chi[hyp] = np.where(np.isfinite(guess), guess, chi[hyp])
     # Laguerre-Conway iterations, continued only for elements not yet converged.
     active = np.arange(chi.size)
+    last_rel = np.zeros_like(chi)
     one_m_ar0 = 1.0 - alpha * r0
     for _ in range(50):
         if active.size == 0:
@@ -287,13 +301,20 @@ def propagate_two_body(
         denom = fp + np.sign(fp) * np.sqrt(disc)
         delta = n * f / np.where(denom == 0.0, 1.0, denom)
         chi[active] = x - delta
-        done = np.abs(delta) <= 4e-15 * np.maximum(1.0, np.abs(x))
-        active = active[~done]
+        rel = np.abs(delta) / np.maximum(np.abs(x), 1e-300)
+        last_rel[active] = rel
+        # Round-off limits chi to ~1e-14 relative; 2e-13 is 0.03 m at 1 AU.
+        active = active[rel > 2e-13]
+    # Never return a silently wrong state: what did not converge is NaN. Far from
+    # perihelion on hyperbolic orbits round-off limits chi to ~1e-9 relative; that is kept.
+    chi[active[last_rel[active] > 1e-6]] = np.nan
     z = alpha * chi * chi
     c, s = _stumpff(z)
     chi2 = chi * chi
     f = 1.0 - chi2 / r0 * c
-    g = dt - chi2 * chi / sqmu * s
+    # g = dt - chi^3 S / sqrt(mu), rewritten with Kepler's equation to avoid cancelling
+    # two large numbers far from the start on near-parabolic orbits.
+    g = (sig0 * chi2 * c + r0 * chi * (1.0 - z * s)) / sqmu
     rv = f[:, None] * r0v + g[:, None] * v0v
     r = np.linalg.norm(rv, axis=1)
     fdot = sqmu / (r * r0) * chi * (z * s - 1.0)

@@ -83,10 +83,12 @@ def test_cometary_cartesian_roundtrip(el: tuple[float, ...]) -> None:
     q, e, inc, node, peri, dtp = el
     pos, vel = O.cometary_to_cartesian(q, e, inc, node, peri, dtp, 0.0)
     back = O.cartesian_to_cometary(pos, vel, 0.0)
-    # Far from perihelion q and e are ill-conditioned functions of the state.
-    assert back["q_au"][0] == pytest.approx(q, rel=1e-7)
-    assert back["e"][0] == pytest.approx(e, abs=1e-8)
-    assert back["inc_deg"][0] == pytest.approx(inc, abs=1e-7)
+    # Far from perihelion q and e are ill-conditioned functions of the state: allow the
+    # round-off to grow with r / q.
+    grow = np.linalg.norm(pos) / q
+    assert back["q_au"][0] == pytest.approx(q, rel=1e-9 * grow)
+    assert back["e"][0] == pytest.approx(e, abs=1e-9 * grow)
+    assert back["inc_deg"][0] == pytest.approx(inc, abs=1e-8 * grow)
     # The state from the recovered elements is the same state.
     p2, v2 = O.cometary_to_cartesian(
         back["q_au"], back["e"], back["inc_deg"], back["node_deg"], back["argperi_deg"],
@@ -106,9 +108,11 @@ def test_two_body_conserves_energy_and_momentum_and_reverses(
     p1, v1 = O.propagate_two_body(pos, vel, dt)
     energy = lambda p, v: 0.5 * v @ v - GM_SUN_AU3_PER_DAY2 / np.linalg.norm(p)  # noqa: E731
     assert energy(p1, v1) == pytest.approx(energy(pos, vel), rel=1e-8, abs=1e-14)
-    np.testing.assert_allclose(np.cross(p1, v1), np.cross(pos, vel), rtol=1e-8, atol=1e-14)
+    np.testing.assert_allclose(np.cross(p1, v1), np.cross(pos, vel), rtol=1e-8, atol=1e-13)
     p0, _ = O.propagate_two_body(p1, v1, -dt)
-    np.testing.assert_allclose(p0, pos, rtol=1e-6, atol=1e-8 * max(q, 1.0))
+    # Going back towards perihelion amplifies round-off by ~ r1 / r0.
+    grow = max(1.0, np.linalg.norm(p1) / np.linalg.norm(pos))
+    np.testing.assert_allclose(p0, pos, rtol=1e-6, atol=1e-9 * max(q, 1.0) * grow)
 
 
 # -- readers -------------------------------------------------------------------------------
