@@ -70,38 +70,19 @@ def candidate_pairs(
 ) -> CandidatePairs:
     """Every (object, source) pair within ``max_dist_arcsec`` (finite coordinates, degrees).
 
-    Fast path for one detector's worth of data: sources sorted by Dec, each
-    object takes the sources in its Dec band (valid at the poles and across RA
-    0/360, since a separation is never less than the Dec difference), a
-    RA cut keeps the near ones, and the exact angle decides. When the
-    bands would hold too many sources (data spread over the whole sky) a
-    KD-tree on unit vectors finds the pairs instead.
+    Sources are sorted into Dec zones one radius high, by RA within a zone;
+    each object looks at the zones its Dec +- radius touches and, in each, at
+    the RA interval that can hold a source within the radius (:func:`_zone_candidates`).
+    The exact angle then decides. Should the zones hold far too many candidates
+    a KD-tree on unit vectors finds the pairs instead.
     """
     n_obj, n_src = len(obj_ra_deg), len(src_ra_deg)
     if n_obj == 0 or n_src == 0:
         return _empty_pairs()
     radius_deg = max_dist_arcsec / ARCSEC_PER_DEG
     slack = 1 + 1e-9  # the exact-angle cut below decides; the coarse cuts only must not lose pairs
-    by_dec = np.argsort(src_dec_deg)
-    dec_sorted = src_dec_deg[by_dec]
-    lo = np.searchsorted(dec_sorted, obj_dec_deg - radius_deg * slack, side="left")
-    hi = np.searchsorted(dec_sorted, obj_dec_deg + radius_deg * slack, side="right")
-    count = hi - lo
-    total = int(count.sum())
-    if total <= 64 * (n_obj + n_src):
-        obj = np.repeat(np.arange(n_obj, dtype=np.int64), count)
-        offset = np.repeat(lo - (np.cumsum(count) - count), count)
-        src = by_dec[np.arange(total) + offset].astype(np.int64)
-        # RA cut without trigonometry on the candidates: within the radius,
-        # sin(dRA/2) <= sin(r/2) / sqrt(cos(dec_obj) cos(|dec_obj| + r)) (haversine
-        # with the source's Dec at its extreme). Near a pole there is no RA limit.
-        cos_lo = np.cos(np.radians(obj_dec_deg)) * np.cos(np.radians(np.minimum(np.abs(obj_dec_deg) + radius_deg, 90)))
-        with np.errstate(divide="ignore", invalid="ignore"):
-            sin_half = np.sin(np.radians(radius_deg) / 2) / np.sqrt(cos_lo)
-        max_dra_deg = np.where(sin_half < 1, np.degrees(2 * np.arcsin(np.minimum(sin_half, 1))) * slack, 360.0)
-        d_ra = np.abs((src_ra_deg[src] - obj_ra_deg[obj] + 180.0) % 360.0 - 180.0)
-        near = d_ra <= max_dra_deg[obj]
-        obj, src = obj[near], src[near]
+    obj, src = _zone_candidates(obj_ra_deg, obj_dec_deg, src_ra_deg, src_dec_deg, radius_deg * slack)
+    if obj is not None and src is not None:
         obj_vec = unit_vectors(obj_ra_deg[obj], obj_dec_deg[obj])
         src_vec = unit_vectors(src_ra_deg[src], src_dec_deg[src])
     else:
@@ -121,6 +102,64 @@ def candidate_pairs(
     group_start = np.maximum.accumulate(np.where(first_of_obj, np.arange(len(obj)), 0))
     rank = np.arange(len(obj)) - group_start + 1
     return CandidatePairs(obj, src, dist, rank.astype(np.int64))
+
+
+_ZONE_KEY_STRIDE = 400.0  # > 360: a zone's keys never overlap the next zone's
+
+
+def _zone_candidates(
+    obj_ra_deg: FloatArray, obj_dec_deg: FloatArray, src_ra_deg: FloatArray, src_dec_deg: FloatArray, radius_deg: float
+) -> tuple[IntArray, IntArray] | tuple[None, None]:
+    """Candidate (object, source) index pairs: a superset of the pairs within ``radius_deg``.
+
+    Valid everywhere: a separation is never less than the Dec difference, and
+    within the radius sin(dRA/2) <= sin(r/2) / sqrt(cos(dec_obj) cos(|dec_obj| + r))
+    (haversine with the source's Dec at its extreme); near a pole the whole
+    zone is taken. RA intervals that cross 0/360 are split in two.
+    Returns (None, None) when there would be too many candidates.
+    """
+    n_obj, n_src = len(obj_ra_deg), len(src_ra_deg)
+    src_zone = np.floor((src_dec_deg + 90.0) / radius_deg)
+    keys = src_zone * _ZONE_KEY_STRIDE + src_ra_deg % 360.0
+    order = np.argsort(keys)
+    sorted_keys = keys[order]
+
+    ra = obj_ra_deg % 360.0
+    cos_lo = np.cos(np.radians(obj_dec_deg)) * np.cos(np.radians(np.minimum(np.abs(obj_dec_deg) + radius_deg, 90.0)))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        sin_half = np.sin(np.radians(radius_deg) / 2) / np.sqrt(cos_lo)
+    half_width = np.where(sin_half < 1, np.degrees(2 * np.arcsin(np.minimum(sin_half, 1))), 180.0)
+    half_width = half_width * (1 + 1e-9) + 1e-9  # never narrower than exact, above key rounding
+    full_circle = half_width >= 180.0
+    ra_lo = np.where(full_circle, 0.0, ra - half_width)
+    ra_hi = np.where(full_circle, 360.0, ra + half_width)
+    # Up to three RA segments: the main one clipped to [0, 360], and the wrapped parts.
+    seg_lo = np.stack((np.maximum(ra_lo, 0.0), ra_lo + 360.0, np.zeros(n_obj)), axis=1)
+    seg_hi = np.stack((np.minimum(ra_hi, 360.0), np.full(n_obj, 360.0), ra_hi - 360.0), axis=1)
+    seg_ok = np.stack((np.ones(n_obj, bool), ra_lo < 0.0, ra_hi > 360.0), axis=1)
+
+    first_zone = np.floor((obj_dec_deg - radius_deg + 90.0) / radius_deg)
+    last_zone = np.floor((obj_dec_deg + radius_deg + 90.0) / radius_deg)
+    obj_parts, lo_parts, hi_parts = [], [], []
+    for step in range(3):  # a band 2r high spans at most 3 zones r high
+        zone = first_zone + step
+        zone_ok = zone <= last_zone
+        for seg in range(3):
+            use = np.flatnonzero(zone_ok & seg_ok[:, seg])
+            base = zone[use] * _ZONE_KEY_STRIDE
+            obj_parts.append(use)
+            lo_parts.append(np.searchsorted(sorted_keys, base + seg_lo[use, seg], side="left"))
+            hi_parts.append(np.searchsorted(sorted_keys, base + seg_hi[use, seg], side="right"))
+    owner = np.concatenate(obj_parts)
+    lo = np.concatenate(lo_parts)
+    count = np.concatenate(hi_parts) - lo
+    total = int(count.sum())
+    if total > 64 * (n_obj + n_src):
+        return None, None
+    obj = np.repeat(owner, count).astype(np.int64)
+    offset = np.repeat(lo - (np.cumsum(count) - count), count)
+    src = order[np.arange(total) + offset].astype(np.int64)
+    return obj, src
 
 
 def _empty_pairs() -> CandidatePairs:

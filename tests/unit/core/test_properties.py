@@ -4,6 +4,7 @@ import itertools
 
 import numpy as np
 import pandas as pd
+import pytest
 from core_helpers import exposure_at, objects_table, offset_deg, sources_table
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -121,3 +122,11 @@ def test_candidate_pairs_are_exactly_the_pairs_within_the_radius(centre, radius_
     dist = angular_separation_deg(obj[:, :1], obj[:, 1:], src[:, 0][None, :], src[:, 1][None, :]) * 3600
     want = set(zip(*np.nonzero(dist <= radius_arcsec), strict=True))
     assert set(zip(got.obj.tolist(), got.src.tolist(), strict=True)) == {(int(a), int(b)) for a, b in want}
+
+
+@pytest.mark.parametrize(
+    "centre", [(0.0, 0.0), (359.99999, 45.0), (0.00001, -60.0), (10.0, 89.9999), (180.0, -89.99999), (90.0, 90.0)]
+)
+@pytest.mark.parametrize("radius_arcsec", [0.5, 30.0])
+def test_candidate_pairs_at_the_wrap_and_the_poles(centre, radius_arcsec):
+    test_candidate_pairs_are_exactly_the_pairs_within_the_radius.hypothesis.inner_test(centre, radius_arcsec, 11)
