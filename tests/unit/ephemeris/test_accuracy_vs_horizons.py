@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
 from ssassoc.core.ephemeris import nbody, timescales
 from ssassoc.core.ephemeris.orbits import (
     OrbitTable,
@@ -59,14 +60,10 @@ def _compare(orbit: OrbitTable, ephem: pd.DataFrame) -> tuple[np.ndarray, np.nda
     return np.concatenate(seps), np.concatenate(rates)
 
 
-@pytest.fixture(scope="module")
-def ephemeris() -> pd.DataFrame:
-    return pd.read_csv(DATA / "adam_core_horizons_ephemeris.csv", dtype={"orbit_id": str})
-
-
-@pytest.fixture(scope="module")
-def residuals(ephemeris: pd.DataFrame) -> pd.DataFrame:
-    """One row per (set, object): class, span from epoch (years), separations."""
+def horizons_residuals() -> pd.DataFrame:
+    """One row per (set, object): class, span from epoch (years), separations (arcsec),
+    rate differences (arcsec/h). Also used by benchmarks/propagation_accuracy.py."""
+    ephemeris = pd.read_csv(DATA / "adam_core_horizons_ephemeris.csv", dtype={"orbit_id": str})
     out = []
     states = pd.read_csv(DATA / "adam_core_elements_sun_ec.csv")
     for i, row in states.iterrows():
@@ -100,6 +97,11 @@ def residuals(ephemeris: pd.DataFrame) -> pd.DataFrame:
         span = np.max(np.abs(rows["mjd_utc"] - r["epoch_mjd"])) / 365.25
         out.append(("B", name, _dyn_class(r["q"], r["a"], r["e"], r["i"]), span, sep, rate))
     return pd.DataFrame(out, columns=["set", "name", "cls", "span_yr", "sep", "rate"])
+
+
+@pytest.fixture(scope="module")
+def residuals() -> pd.DataFrame:
+    return horizons_residuals()
 
 
 def test_every_class_is_covered(residuals: pd.DataFrame) -> None:
