@@ -283,7 +283,9 @@ def add_settings_arguments(
         elif typing.get_origin(annotation) is Literal:
             group.add_argument(_flag(name), dest=name, choices=list(args), default=None, help=help_text)
         else:
-            kind = annotation if annotation in (int, float) else str
+            kind: type[int] | type[float] | type[str] = (
+                int if annotation is int else float if annotation is float else str
+            )
             group.add_argument(_flag(name), dest=name, type=kind, default=None, help=help_text)
     group.add_argument(
         "--kafka",

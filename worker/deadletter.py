@@ -26,6 +26,8 @@ __all__ = [
     "RejectedEvent",
     "classify",
     "dead_letter_message",
+    "kafka_headers",
+    "message_headers",
 ]
 
 ERROR_CLASSES: tuple[str, ...] = (
@@ -73,6 +75,18 @@ class OutputMessage:
     key: bytes | None
     value: bytes
     headers: list[tuple[str, bytes | None]] = field(default_factory=list)
+
+
+def message_headers(raw: Any) -> list[tuple[str, bytes | None]]:
+    """Headers of a confluent_kafka message as a list of (key, bytes or None)."""
+    headers = raw.headers() or []
+    items = headers.items() if isinstance(headers, dict) else headers
+    return [(k, v.encode() if isinstance(v, str) else v) for k, v in items]
+
+
+def kafka_headers(headers: list[tuple[str, bytes | None]]) -> list[tuple[str, str | bytes | None]]:
+    """The same list, typed as confluent_kafka's ``produce`` wants it."""
+    return list(headers)
 
 
 def classify(exc: BaseException) -> str:

@@ -14,7 +14,9 @@ import importlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+import numpy as np
 import pandas as pd
+
 from ssassoc.core.columns import SS_OBJECT_REQUIRED
 
 if TYPE_CHECKING:
@@ -55,11 +57,14 @@ class EphemerisProvider(Protocol):
 class TableEphemerisProvider:
     """A fixed solarSystemObjectTable, valid between two TAI MJDs (dev/test data).
 
-    Every object in the table is returned for any covered time; the association
-    task's footprint cut keeps the ones on the detector.
+    Objects do not move: for any covered time it returns those within the
+    detector's bounding circle plus ``buffer_deg`` (Rubin queries with a
+    0.208 deg buffer); the association task's footprint cut does the rest.
     """
 
-    def __init__(self, table: pd.DataFrame, start_mjd_tai: float, end_mjd_tai: float) -> None:
+    def __init__(
+        self, table: pd.DataFrame, start_mjd_tai: float, end_mjd_tai: float, buffer_deg: float = 0.208
+    ) -> None:
         missing = [c for c in SS_OBJECT_REQUIRED if c not in table.columns]
         if missing:
             raise ValueError(f"object table lacks columns {missing}")
@@ -68,6 +73,10 @@ class TableEphemerisProvider:
         self.table = table.reset_index(drop=True)
         self.start_mjd_tai = float(start_mjd_tai)
         self.end_mjd_tai = float(end_mjd_tai)
+        self.buffer_deg = buffer_deg
+        ra = np.radians(self.table["ephRa"].to_numpy(float))
+        dec = np.radians(self.table["ephDec"].to_numpy(float))
+        self._unit = np.stack((np.cos(dec) * np.cos(ra), np.cos(dec) * np.sin(ra), np.sin(dec)), -1)
 
     def query_exposure(self, exposure: Exposure) -> pd.DataFrame:
         t = exposure.midpointMjdTai
@@ -76,7 +85,12 @@ class TableEphemerisProvider:
                 f"exposure midpoint MJD {t} TAI is outside the table's coverage "
                 f"[{self.start_mjd_tai}, {self.end_mjd_tai}]"
             )
-        return self.table.copy()
+        ra_c, dec_c = np.radians(exposure.centre_deg)
+        centre = np.array([np.cos(dec_c) * np.cos(ra_c), np.cos(dec_c) * np.sin(ra_c), np.sin(dec_c)])
+        half_diagonal_deg = 0.5 * np.hypot(exposure.width, exposure.height) * exposure.pixel_scale_arcsec / 3600
+        cos_radius = np.cos(np.radians(min(half_diagonal_deg + self.buffer_deg, 180.0)))
+        keep = self._unit @ centre >= cos_radius
+        return self.table.loc[keep].reset_index(drop=True)
 
     def to_csv(self, path: str | Path) -> None:
         """Write with a ``# coverage_mjd_tai: START END`` first line (read by :meth:`from_csv`)."""

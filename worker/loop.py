@@ -37,7 +37,14 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient
 
 from .config import WorkerSettings
-from .deadletter import InputMessage, OutputMessage, classify, dead_letter_message
+from .deadletter import (
+    InputMessage,
+    OutputMessage,
+    classify,
+    dead_letter_message,
+    kafka_headers,
+    message_headers,
+)
 from .ephemeris import EphemerisProvider, open_provider
 from .health import HealthState
 from .logging import get_logger
@@ -53,6 +60,9 @@ TP = tuple[str, int]
 def consumer_config(settings: WorkerSettings, *, group_id: str | None = None) -> dict[str, Any]:
     conf = settings.common_kafka()
     conf.setdefault("auto.offset.reset", "earliest")
+    # The broker answers a fetch as soon as data arrives or after this wait: keep it short so an
+    # event is not held back (Tansu waits the full fetch.wait.max.ms, default 500 ms).
+    conf.setdefault("fetch.wait.max.ms", 20)
     conf.setdefault("client.id", f"ssassoc-{settings.instance_id}")
     conf.update(
         {
@@ -220,7 +230,7 @@ class Worker:
         while True:
             try:
                 self.producer.produce(
-                    out.topic, value=out.value, key=out.key, headers=out.headers,
+                    out.topic, value=out.value, key=out.key, headers=kafka_headers(out.headers),
                     on_delivery=self._delivery,
                 )
                 return
@@ -368,7 +378,7 @@ class Worker:
             offset=raw.offset() or 0,
             value=raw.value(),
             key=raw.key(),
-            headers=list(raw.headers() or []),
+            headers=message_headers(raw),
             timestamp_ms=raw.timestamp()[1] if raw.timestamp()[0] else None,
         )
         tp = (message.topic, message.partition)
@@ -441,6 +451,19 @@ class Worker:
         self._summary_at = now
         self._summary_events = 0
 
+    def _next_batch(self) -> list[Message]:
+        """Wait for one message, then take what is already fetched (up to ``batch_size``).
+
+        ``consume(n, timeout)`` alone waits for all ``n`` or the whole timeout, which
+        would add up to ``poll_timeout_s`` of latency to every event at low rates.
+        """
+        first = self.consumer.poll(self.settings.poll_timeout_s)
+        if first is None:
+            return []
+        if self.settings.batch_size == 1:
+            return [first]
+        return [first, *self.consumer.consume(self.settings.batch_size - 1, 0)]
+
     def _due(self) -> bool:
         window = self.window
         if window.events == 0:
@@ -468,7 +491,7 @@ class Worker:
             )
             while not self.stop.requested:
                 self.health.beat()
-                messages = self.consumer.consume(s.batch_size, s.poll_timeout_s)
+                messages = self._next_batch()
                 self._abandon.clear()
                 for raw in messages:
                     if self.stop.requested:

@@ -25,6 +25,7 @@ from . import wire
 from .deadletter import InputMessage, OutputMessage, RejectedEvent
 from .ephemeris import EphemerisProvider, coverage_error_types
 from .events import SchemaInvalidError, exposure_from_event, unpack_sources
+from .sssource_codec import encode_ss_sources
 
 __all__ = [
     "EventLimits",
@@ -62,8 +63,8 @@ _FLOAT_TYPES = frozenset({"float", "double"})
 
 
 def ss_source_records(table: Any) -> list[dict[str, Any]]:
-    """Rows of the associatedSsSources table as ssSource dicts (NaN/masked -> null)."""
-    n_rows = len(table)
+    """Rows of ssSource columns (an astropy Table or a dict of arrays) as dicts; NaN/masked -> null."""
+    n_rows = len(table[SSSOURCE_COLUMNS[0].name])
     columns: list[tuple[str, list[Any]]] = []
     for spec in SSSOURCE_COLUMNS:
         column = table[spec.name]
@@ -179,7 +180,11 @@ class EventProcessor:
             exposure, sources, band=event["band"], solarSystemObjectTable=objects
         )
         t3 = time.perf_counter()
-        records = ss_source_records(result.associatedSsSources)
+        # The core's plain column arrays: building its astropy Table would cost more than associating.
+        columns = getattr(result, "ssSourceColumns", None)
+        if columns is None:
+            columns = result.associatedSsSources
+        encoded = encode_ss_sources(columns)
         visit, detector = int(event["visit"]), int(event["detector"])
         origin = f"{message.topic}/{message.partition}/{message.offset}".encode()
         headers: list[tuple[str, bytes | None]] = [
@@ -188,16 +193,13 @@ class EventProcessor:
             ("ssassoc.input", origin),
         ]
         outputs = [
-            OutputMessage(
-                topic=self.output_topic,
-                key=str(record["diaSourceId"]).encode(),
-                value=wire.encode("ssSource", record),
-                headers=headers,
-            )
-            for record in records
+            OutputMessage(topic=self.output_topic, key=str(dia_source_id).encode(), value=value,
+                          headers=headers)
+            for dia_source_id, value in encoded
         ]
-        unassociated = result.unassociatedSsObjects
+        n_unassociated = int(result.nTotalSsObjects - result.nAssociatedSsObjects)
         if self.unassociated_topic is not None:
+            unassociated = result.unassociatedSsObjects
             outputs.append(
                 OutputMessage(
                     topic=self.unassociated_topic,
@@ -213,8 +215,8 @@ class EventProcessor:
             "nSources": int(len(sources) + n_bad),
             "nBadSources": n_bad,
             "nPredicted": len(objects),
-            "nAssociated": len(records),
-            "nUnassociated": len(unassociated),
+            "nAssociated": len(encoded),
+            "nUnassociated": n_unassociated,
         }
         timings = {
             "decodeMs": (t1 - t0) * 1e3,

@@ -18,7 +18,14 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
 from .config import WorkerSettings
-from .deadletter import InputMessage, OutputMessage, classify, dead_letter_message
+from .deadletter import (
+    InputMessage,
+    OutputMessage,
+    classify,
+    dead_letter_message,
+    kafka_headers,
+    message_headers,
+)
 from .ephemeris import EphemerisProvider, open_provider
 from .loop import StopFlag, producer_config
 from .processing import EventLimits, EventProcessor, TransientFault
@@ -182,7 +189,7 @@ def run_replay_job(
     def produce(out: OutputMessage) -> None:
         while True:
             try:
-                producer.produce(out.topic, value=out.value, key=out.key, headers=out.headers,
+                producer.produce(out.topic, value=out.value, key=out.key, headers=kafka_headers(out.headers),
                                  on_delivery=delivered)
                 return
             except BufferError:
@@ -215,9 +222,10 @@ def run_replay_job(
                 raise ReplayError(f"no message for {idle_timeout_s} s on partitions {pending}")
             for raw in messages:
                 p = raw.partition() or 0
-                state = states.get(p)
-                if state is None or state.done:
+                found = states.get(p)
+                if found is None or found.done:
                     continue
+                state = found
                 error = raw.error()
                 if error is not None:
                     if error.code() == KafkaError._PARTITION_EOF:
@@ -236,7 +244,7 @@ def run_replay_job(
                     state.done = True
                     continue
                 message = InputMessage(topic=topic, partition=p, offset=offset, value=raw.value(),
-                                       key=raw.key(), headers=list(raw.headers() or []),
+                                       key=raw.key(), headers=message_headers(raw),
                                        timestamp_ms=ts_ms if ts_kind else None)
                 outputs = _process(processor, message, settings, log, counters, stop)
                 for out in outputs:

@@ -13,6 +13,7 @@ import struct
 from typing import Any
 
 import fastavro
+
 from ssassoc.schemas import SchemaVersion, latest_version, load_schema, versions
 
 __all__ = [

@@ -1,0 +1,339 @@
+"""A realistic night, end to end, on this machine: the main job on embedded defaults.
+
+1. start the local broker (Tansu, loopback, memory storage) and create the topics;
+2. build an ephemeris store for the night at Rubin (X05) from a SYNTHETIC orbit
+   population (clearly labelled: realistic classes and element/H distributions,
+   not the MPC catalogue), with a progress bar;
+3. simulate the night: fields along and off the ecliptic, each visited twice;
+   per detector of a labelled subset of the 189-detector focal plane, the true
+   positions of the objects on it (exact N-body ephemerides, independent of the
+   store's fits) with astrometric noise, missed faint detections and many
+   unrelated sources; publish them as visit events;
+4. run the worker as the long-running process it is (``ssassoc worker``);
+5. when every event is processed: a summary (events, predicted, associated,
+   completeness and purity against the truth, throughput, latency percentiles),
+   plots (PNG), clean shutdown, and where the outputs are.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ssassoc.core.ephemeris.build import build_store
+from ssassoc.core.ephemeris.nbody import observe
+from ssassoc.core.ephemeris.population import generate_population
+from ssassoc.core.focal_plane import rubin_like_focal_plane
+from ssassoc.core.simulation import night_pointings, simulate_detector
+
+from . import wire
+from .broker import LocalBroker, create_topics
+from .events import make_visit_event
+
+__all__ = ["NightConfig", "run_night"]
+
+CENTRAL_RAFT = (84, 85, 86, 93, 94, 95, 102, 103, 104)
+
+
+@dataclass
+class NightConfig:
+    """Size of the simulated night (defaults: a few minutes on 2 cores)."""
+
+    out_dir: Path = Path("out/night")
+    n_objects: int = 20_000
+    """Synthetic orbits in the catalogue (all classes; see ``ephemeris.population``)."""
+    n_fields: int = 30
+    """Fields observed; each is visited twice ~33 min apart."""
+    detectors: tuple[int, ...] = CENTRAL_RAFT
+    """Detectors simulated per visit (default: the central raft, 9 of 189)."""
+    n_field_sources: int = 400
+    """Unrelated sources (stars, transients, artefacts) per detector."""
+    start_mjd_tai: float = 60810.05
+    seed: int = 1
+    workers: int = 2
+    timeout_s: float = 900.0
+    keep_going: bool = False
+    topics: dict[str, str] = field(
+        default_factory=lambda: {
+            "input": "visit-events",
+            "output": "ss-sources",
+            "unassociated": "ss-unassociated",
+            "dead_letter": "visit-events-dlq",
+        }
+    )
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+def run_night(config: NightConfig) -> dict[str, Any]:
+    """Run the whole night; returns the summary (also written to ``out_dir/summary.json``)."""
+    out = config.out_dir
+    out.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(config.seed)
+    broker = LocalBroker(log=out / "broker.log").start()
+    worker: subprocess.Popen[bytes] | None = None
+    try:
+        _say(f"[1/5] local broker at {broker.bootstrap}; creating topics")
+        create_topics(broker.bootstrap, config.topics.values())
+
+        visits = night_pointings(config.n_fields, config.start_mjd_tai, rng)
+        start = float(visits["midpointMjdTai"].min()) - 0.02
+        end = float(visits["midpointMjdTai"].max()) + 0.02
+        _say(
+            f"[2/5] ephemeris store: {config.n_objects} SYNTHETIC orbits (not the MPC catalogue), "
+            f"X05, MJD(TAI) {start:.3f}-{end:.3f}"
+        )
+        population = generate_population(config.n_objects, seed=config.seed, epoch_mjd_tdb=config.start_mjd_tai)
+        orbits = population.to_orbit_table()
+        store_dir = out / "store"
+        t0 = time.perf_counter()
+        build_store(orbits, "X05", start, end, store_dir, workers=config.workers,
+                    progress=_progress_bar("build"), overwrite=True)  # fmt: skip
+        build_s = time.perf_counter() - t0
+
+        _say(f"[3/5] simulating {len(visits)} visits x {len(config.detectors)} detectors (truth: exact N-body)")
+        events, truth = _simulate_and_publish(config, visits, orbits, broker.bootstrap, rng)
+
+        _say("[4/5] running the worker (ssassoc worker) until every event is processed")
+        worker = _start_worker(config, broker.bootstrap, store_dir, out)
+        outputs = _collect_outputs(config, broker.bootstrap, events, worker)
+        _stop(worker)
+        worker_exit = worker.returncode
+        worker = None
+
+        _say("[5/5] summary and plots")
+        summary = _summarise(config, events, truth, outputs, build_s, worker_exit)
+        (out / "summary.json").write_text(json.dumps(summary, indent=2))
+        from .night_plots import write_plots
+
+        summary["plots"] = write_plots(out, events, truth, outputs)
+        _print_summary(summary, out)
+        return summary
+    finally:
+        if worker is not None:
+            _stop(worker)
+        broker.close()
+
+
+# -- stages ---------------------------------------------------------------------------
+def _progress_bar(label: str) -> Any:
+    last = [-1]
+
+    def update(stage: str, done: int, total: int) -> None:
+        pct = int(100 * done / max(total, 1))
+        if pct != last[0] and (pct % 5 == 0 or done == total):
+            last[0] = pct
+            bar = "#" * (pct // 4)
+            end = "\n" if done >= total else ""
+            print(f"\r  {label} {stage:<10} [{bar:<25}] {pct:3d}% ({done}/{total})", end=end, flush=True)
+
+    return update
+
+
+def _simulate_and_publish(
+    config: NightConfig, visits: pd.DataFrame, orbits: Any, bootstrap: str, rng: np.random.Generator
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Truth positions of every object at every visit, detector events, published in time order."""
+    from confluent_kafka import Producer
+
+    times = visits["midpointMjdTai"].to_numpy()
+    truth_states = observe(orbits, times, "X05", workers=config.workers)
+    object_ids = _ss_object_ids(truth_states.object_id)
+    focal_plane = rubin_like_focal_plane().subset(list(config.detectors))
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True})
+    event_rows: list[dict[str, Any]] = []
+    truth_rows: list[pd.DataFrame] = []
+    next_source_id = 1
+    for k, visit in enumerate(visits.itertuples(index=False)):
+        ra, dec = truth_states.ra_deg[:, k], truth_states.dec_deg[:, k]
+        mag = truth_states.v_mag[:, k]
+        det, _, _ = focal_plane.locate(ra, dec, visit.ra, visit.dec, visit.rotation)
+        exposures = focal_plane.exposures(visit.ra, visit.dec, visit.rotation, visit.midpointMjdTai, int(visit.visit))
+        for exposure in exposures:
+            on = np.flatnonzero(det == exposure.detector)
+            sim = simulate_detector(
+                exposure, object_ids[on], ra[on], dec[on], mag[on], rng,
+                first_source_id=next_source_id, n_field_sources=config.n_field_sources,
+            )  # fmt: skip
+            next_source_id += len(sim.sources)
+            record = make_visit_event(
+                visit=exposure.visit, detector=exposure.detector, band=str(visit.band),
+                midpoint_mjd_tai=exposure.midpointMjdTai, exposure_time_s=30.0, wcs=exposure.wcs,
+                width=exposure.width, height=exposure.height, sources=sim.sources,
+            )  # fmt: skip
+            value = wire.encode("visitEvent", record)
+            producer.produce(config.topics["input"], key=f"{exposure.visit}-{exposure.detector}".encode(), value=value)
+            producer.poll(0)
+            event_rows.append(
+                {"visit": exposure.visit, "detector": exposure.detector, "n_sources": len(sim.sources),
+                 "n_truth": len(sim.truth), "produced_at": time.time()}
+            )  # fmt: skip
+            truth_rows.append(sim.truth.assign(visit=exposure.visit, detector=exposure.detector))
+    remaining = producer.flush(60)
+    if remaining:
+        raise RuntimeError(f"{remaining} visit events were not delivered to the broker")
+    truth = pd.concat(truth_rows, ignore_index=True) if truth_rows else pd.DataFrame()
+    return pd.DataFrame(event_rows), truth
+
+
+def _ss_object_ids(object_id: np.ndarray) -> np.ndarray:
+    from ssassoc.core.ephemeris.build import ss_object_ids
+
+    return ss_object_ids(object_id)
+
+
+def _start_worker(config: NightConfig, bootstrap: str, store_dir: Path, out: Path) -> subprocess.Popen[bytes]:
+    args = [
+        sys.executable, "-m", "ssassoc.worker", "worker",
+        "--bootstrap-servers", bootstrap,
+        "--group-id", "ssassoc-night-demo",
+        "--input-topic", config.topics["input"],
+        "--output-topic", config.topics["output"],
+        "--unassociated-topic", config.topics["unassociated"],
+        "--dead-letter-topic", config.topics["dead_letter"],
+        "--ephemeris-store", str(store_dir),
+        "--log-format", "json",
+    ]  # fmt: skip
+    env = dict(os.environ)
+    env.setdefault("SSASSOC_KAFKA_SESSION_TIMEOUT_MS", "6000")  # the local broker's first assignment waits half of it
+    log = open(out / "worker.log", "wb")  # noqa: SIM115 - closed with the process
+    return subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env)
+
+
+def _collect_outputs(
+    config: NightConfig, bootstrap: str, events: pd.DataFrame, worker: subprocess.Popen[bytes]
+) -> pd.DataFrame:
+    """Read ssSources until the worker has committed every input event (or the timeout)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": f"night-reader-{os.getpid()}", "auto.offset.reset": "earliest",
+         "enable.auto.commit": False, "isolation.level": "read_committed"}
+    )  # fmt: skip
+    consumer.subscribe([config.topics["output"]])
+    watcher = Consumer({"bootstrap.servers": bootstrap, "group.id": "ssassoc-night-demo"})
+    n_events = len(events)
+    rows: list[dict[str, Any]] = []
+    deadline = time.monotonic() + config.timeout_s
+    last_report = 0.0
+    committed = 0
+    while time.monotonic() < deadline:
+        msg = consumer.poll(0.2)
+        if msg is not None and msg.error() is None:
+            _, record = wire.decode("ssSource", msg.value())
+            record["received_at"] = msg.timestamp()[1] / 1000.0
+            rows.append(record)
+            continue
+        if worker.poll() is not None:
+            raise RuntimeError(f"the worker exited early with status {worker.returncode}; see worker.log")
+        now = time.monotonic()
+        if now - last_report > 1.0:
+            last_report = now
+            offsets = watcher.committed([TopicPartition(config.topics["input"], 0)], timeout=5)
+            committed = max(offsets[0].offset, 0) if offsets else 0
+            print(f"\r  worker progress: {committed}/{n_events} events committed, {len(rows)} ssSources", end="",
+                  flush=True)  # fmt: skip
+            if committed >= n_events:
+                # Drain what the worker wrote before its last commit.
+                drain_until = time.monotonic() + 2.0
+                while time.monotonic() < drain_until:
+                    msg = consumer.poll(0.2)
+                    if msg is not None and msg.error() is None:
+                        _, record = wire.decode("ssSource", msg.value())
+                        record["received_at"] = msg.timestamp()[1] / 1000.0
+                        rows.append(record)
+                break
+    print()
+    consumer.close()
+    watcher.close()
+    if committed < n_events:
+        raise TimeoutError(f"only {committed} of {n_events} events were processed within {config.timeout_s} s")
+    return pd.DataFrame(rows)
+
+
+def _stop(worker: subprocess.Popen[bytes]) -> None:
+    if worker.poll() is None:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+
+
+def _summarise(
+    config: NightConfig,
+    events: pd.DataFrame,
+    truth: pd.DataFrame,
+    outputs: pd.DataFrame,
+    build_s: float,
+    worker_exit: int | None,
+) -> dict[str, Any]:
+    detected = truth[truth["detected"]] if len(truth) else truth
+    matched = outputs[["ssObjectId", "diaSourceId"]].drop_duplicates() if len(outputs) else pd.DataFrame(
+        columns=["ssObjectId", "diaSourceId"]
+    )
+    joined = detected.merge(matched, on="diaSourceId", how="left", suffixes=("", "_assoc"))
+    correct = int((joined["ssObjectId"] == joined["ssObjectId_assoc"]).sum())
+    log_events = _worker_log_events(config.out_dir / "worker.log")
+    predicted = int(sum(e.get("nPredicted", 0) for e in log_events))
+    latency_ms = [float(e["totalMs"]) for e in log_events if "totalMs" in e]
+    span_s = (events["produced_at"].max() - events["produced_at"].min()) if len(events) else 0.0
+    return {
+        "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
+        "events": len(events),
+        "visits": int(events["visit"].nunique()) if len(events) else 0,
+        "sources": int(events["n_sources"].sum()) if len(events) else 0,
+        "objects_on_detectors_truth": len(truth),
+        "objects_detected_truth": len(detected),
+        "predicted_by_store": predicted,
+        "associated": len(matched),
+        "correct": correct,
+        "completeness": correct / max(len(detected), 1),
+        "purity": correct / max(len(matched), 1),
+        "store_build_s": build_s,
+        "publish_span_s": float(span_s),
+        "worker_events_logged": len(log_events),
+        "worker_processing_ms_p50": float(np.percentile(latency_ms, 50)) if latency_ms else None,
+        "worker_processing_ms_p99": float(np.percentile(latency_ms, 99)) if latency_ms else None,
+        "worker_exit_status": worker_exit,
+    }
+
+
+def _worker_log_events(path: Path) -> list[dict[str, Any]]:
+    """The worker's per-event task-metadata log lines."""
+    events = []
+    for line in path.read_text(errors="replace").splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("event") == "event processed":
+            events.append(entry)
+    return events
+
+
+def _print_summary(summary: dict[str, Any], out: Path) -> None:
+    _say("")
+    _say(f"events {summary['events']} ({summary['visits']} visits), sources {summary['sources']}")
+    _say(f"objects on the simulated detectors {summary['objects_on_detectors_truth']}, "
+         f"detected {summary['objects_detected_truth']}, predicted by the store {summary['predicted_by_store']}")  # fmt: skip
+    _say(f"associated {summary['associated']}: completeness {summary['completeness']:.1%}, "
+         f"purity {summary['purity']:.1%}")  # fmt: skip
+    if summary["worker_processing_ms_p50"] is not None:
+        _say(f"worker time per event: p50 {summary['worker_processing_ms_p50']:.2f} ms, "
+             f"p99 {summary['worker_processing_ms_p99']:.2f} ms")  # fmt: skip
+    _say(f"outputs in {out.resolve()}: summary.json, worker.log, broker.log, store/, "
+         + ", ".join(Path(p).name for p in summary.get("plots", [])))  # fmt: skip
