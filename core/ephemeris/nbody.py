@@ -357,6 +357,31 @@ def _hermite_fill(
     return kp + eps, kv + deps
 
 
+def _close_approach_steps(
+    node_t: FloatArray, node_p: FloatArray, node_v: FloatArray, step: float
+) -> FloatArray:
+    """Node spacing (days) each object needs for the Hermite fill near the Earth or Moon.
+
+    The fill's error grows like h^4 / d^5 (h node spacing, d distance to the Earth): measured
+    0.03 arcsec at d = 0.01 AU, h = 0.5 day, 10 km/s. ``0.15 (d / 0.01 AU)^1.25`` days keeps
+    it at a few mas for encounter speeds up to ~30 km/s; never below one minute. The
+    closest distance is estimated from straight-line relative motion within half a step of
+    each node.
+    """
+    sun, sun_v = body_state("sun", node_t)
+    d = np.full(node_p.shape[0], np.inf)
+    for body in ("earth", "moon"):
+        b, bv = body_state(body, node_t)
+        rel = node_p - (b - sun)[None]
+        vrel = node_v - (bv - sun_v)[None]
+        t_star = -np.sum(rel * vrel, axis=-1) / np.maximum(np.sum(vrel * vrel, axis=-1), 1e-30)
+        t_star = np.clip(t_star, -0.5 * step, 0.5 * step)
+        closest = np.linalg.norm(rel + vrel * t_star[..., None], axis=-1)
+        d = np.minimum(d, np.min(closest, axis=1))
+    d = np.maximum(d, 1e-6)
+    return np.asarray(np.clip(0.15 * (d / 0.01) ** 1.25, 1.0 / 1440.0, step), dtype=np.float64)
+
+
 def _propagate_helio(
     helio_pos: FloatArray,
     helio_vel: FloatArray,
@@ -372,7 +397,23 @@ def _propagate_helio(
         if n_nodes < uniq.size:
             nodes = np.linspace(uniq[0], uniq[-1], max(n_nodes, 2))
             np_, nv_ = _propagate_nodes(helio_pos, helio_vel, epochs, nodes, config)
-            return _hermite_fill(nodes, np_, nv_, times)
+            pos, vel = _hermite_fill(nodes, np_, nv_, times)
+            # Close approaches to the Earth or Moon: finer nodes for those objects only.
+            need = _close_approach_steps(nodes, np_, nv_, step)
+            levels = np.ceil(np.log2(step / need) - 1e-9).astype(int)
+            for k in np.unique(levels[levels > 0]):
+                rows = np.flatnonzero(levels == k)
+                sub = (helio_pos[rows], helio_vel[rows], epochs[rows])
+                n_k = int(np.ceil((uniq[-1] - uniq[0]) / (step / 2.0**k))) + 1
+                if n_k >= uniq.size:
+                    p_k, v_k = _propagate_nodes(*sub, uniq, config)
+                    idx = np.searchsorted(uniq, times)
+                    pos[rows], vel[rows] = p_k[:, idx], v_k[:, idx]
+                else:
+                    nodes_k = np.linspace(uniq[0], uniq[-1], n_k)
+                    p_k, v_k = _propagate_nodes(*sub, nodes_k, config)
+                    pos[rows], vel[rows] = _hermite_fill(nodes_k, p_k, v_k, times)
+            return pos, vel
     p, v = _propagate_nodes(helio_pos, helio_vel, epochs, uniq, config)
     k = np.searchsorted(uniq, times)
     return p[:, k], v[:, k]
