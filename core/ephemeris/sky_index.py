@@ -141,7 +141,7 @@ class SkyIndex:
         """
         # HEALPix cell size ~ 58.6 deg / nside
         level = round(math.log2(4.0 * 58.6 / max(radius_deg, 1e-9)))
-        return int(min(2 ** int(np.clip(level, 0, 29)), self.nside))
+        return min(2 ** min(max(level, 0), 29), self.nside)
 
     def candidates(self, dt_days: float, ra_deg: float, dec_deg: float, radius_deg: float) -> IntArray:
         """Object rows that may be within ``radius_deg`` of the centre at ``dt_days`` (unique, sorted)."""
@@ -153,10 +153,8 @@ class SkyIndex:
         lo = b * self.npix + (cells << shift)
         hi = lo + (1 << shift)
         # each (coarse) cell is one contiguous key range [lo, hi) thanks to NESTED ordering
-        i = np.searchsorted(self.keys, lo)
-        j = np.searchsorted(self.keys, hi)
-        start = self.offsets[i]
-        stop = self.offsets[j]
+        ij = self.offsets[np.searchsorted(self.keys, np.concatenate([lo, hi]))]
+        start, stop = ij[: lo.size], ij[lo.size :]
         n = stop - start
         total = int(n.sum())
         if total == 0:

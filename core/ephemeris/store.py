@@ -46,6 +46,7 @@ import pandas as pd
 from ..columns import SS_OBJECT_OPTIONAL, SS_OBJECT_REQUIRED
 from ..version import __version__
 from .chebyshev import chebyshev_basis
+from .magnitudes import _A1, _A2, _B1, _B2, DEFAULT_G
 from .sky_index import SkyIndex
 
 if TYPE_CHECKING:
@@ -191,6 +192,9 @@ def write_store_directory(
     return out
 
 
+_Tables = tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64]]
+
+
 @dataclass(frozen=True)
 class _Geometry:
     start_mjd_tai: float
@@ -245,9 +249,11 @@ class EphemerisStore:
         self._orders = np.arange(self._geo.degree + 1, dtype=np.float64)
         self._level_nseg = np.left_shift(self._geo.n_base_segments, self._levels)
         self._level_length = self._geo.span_days / self._level_nseg
-        self._level_dxdt = (2.0 / self._level_length)[:, None]
-        self._end_deriv_plus = self._orders**2
-        self._end_deriv_minus = self._orders**2 * (-1.0) ** (self._orders + 1)
+        self._tables_cache: tuple[float, _Tables] | None = None
+        per_level = manifest.get("fit", {}).get("objects_per_level")
+        self._present_levels = (
+            [int(i) for i, c in enumerate(per_level) if c] if per_level else [int(i) for i in self._levels]
+        )
 
     # -- opening -----------------------------------------------------------------
     @classmethod
@@ -380,21 +386,33 @@ class EphemerisStore:
         """Per segment level: segment number, basis T_k and dT_k/dt (per day) at ``dt``.
 
         All objects of one level share their segment boundaries, so the basis is computed
-        once per level (<= 9 of them) instead of once per object.
+        once per level present in the store (usually one or two), in closed form:
+        ``T_n = cos(n theta)``, ``dT_n/dx = n sin(n theta) / sin(theta)`` (``n^2 (+-1)^(n+1)``
+        at ``x = +-1``), with plain floats, cheaper than array operations at this size.
         """
-        nseg, length = self._level_nseg, self._level_length
-        k = np.minimum((dt / length).astype(np.int64), nseg - 1)
-        x = np.clip(2.0 * (dt - k * length) / length - 1.0, -1.0, 1.0)
-        # closed forms (a few array ops instead of a recurrence loop): T_n = cos(n theta),
-        # dT_n/dx = n sin(n theta) / sin(theta), -> n^2 (+-1)^(n+1) at the ends x = +-1
-        theta = np.arccos(x)[:, None]
-        n = self._orders
-        t = np.cos(n * theta)
-        sin_theta = np.sin(theta)
-        inner = sin_theta > 1e-7
-        d = np.where(inner, n * np.sin(n * theta) / np.where(inner, sin_theta, 1.0),
-                     np.where(x[:, None] > 0, self._end_deriv_plus, self._end_deriv_minus))  # fmt: skip
-        return k, t, d * self._level_dxdt
+        cached = self._tables_cache  # one (dt, tables) tuple: read and replaced atomically
+        if cached is not None and cached[0] == dt:
+            return cached[1]
+        k_tab = np.zeros(self._levels.size, np.int64)
+        t_tab = np.zeros((self._levels.size, self._geo.degree + 1))
+        d_tab = np.zeros_like(t_tab)
+        orders = range(self._geo.degree + 1)
+        for lvl in self._present_levels:
+            nseg, length = int(self._level_nseg[lvl]), float(self._level_length[lvl])
+            k = min(int(dt / length), nseg - 1)
+            x = min(max(2.0 * (dt - k * length) / length - 1.0, -1.0), 1.0)
+            theta = math.acos(x)
+            sin_theta = math.sin(theta)
+            dxdt = 2.0 / length
+            k_tab[lvl] = k
+            t_tab[lvl] = [math.cos(n * theta) for n in orders]
+            if sin_theta > 1e-7:
+                d_tab[lvl] = [n * math.sin(n * theta) / sin_theta * dxdt for n in orders]
+            else:
+                d_tab[lvl] = [n * n * (1.0 if x > 0 or n % 2 else -1.0) * dxdt for n in orders]
+        # exposures of one visit (all detectors) share their midpoint: keep the last tables
+        self._tables_cache = (dt, (k_tab, t_tab, d_tab))
+        return k_tab, t_tab, d_tab
 
     def _helio(
         self, rows: npt.NDArray[np.int64], dt: float
@@ -459,20 +477,23 @@ class EphemerisStore:
         self, cand: npt.NDArray[np.int64], dt: float, ra: float, dec: float, radius: float
     ) -> pd.DataFrame:
         a = self._a
-        helio, dhelio = self._helio(cand, dt)  # AU, AU/day (d/d observation time)
+        # positions of all candidates; velocities only for those inside the cone
+        k_tab, t_tab, d_tab = self._level_tables(dt)
+        lvl = a["level"][cand]
+        c = a["coeffs"][a["seg_start"][cand] + k_tab[lvl]]
+        helio = np.einsum("nck,nk->nc", c, t_tab[lvl])  # AU
         obs_p, obs_v = self._observer(dt)
         topo = helio - obs_p
         rho = np.sqrt(np.einsum("nc,nc->n", topo, topo))
-        u = topo / rho[:, None]
         ra_r, dec_r = math.radians(ra), math.radians(dec)
         centre = np.array(
             [math.cos(dec_r) * math.cos(ra_r), math.cos(dec_r) * math.sin(ra_r), math.sin(dec_r)]
         )
-        keep = u @ centre >= math.cos(math.radians(radius))
+        keep = topo @ centre >= math.cos(math.radians(radius)) * rho
         if not keep.all():
-            cand, helio, dhelio, topo, rho, u = (
-                cand[keep], helio[keep], dhelio[keep], topo[keep], rho[keep], u[keep],
-            )  # fmt: skip
+            cand, c, lvl, helio, topo, rho = cand[keep], c[keep], lvl[keep], helio[keep], topo[keep], rho[keep]
+        dhelio = np.einsum("nck,nk->nc", c, d_tab[lvl])  # AU/day, d/d(observation time)
+        u = topo / rho[:, None]
         n = cand.size
         out = np.empty((len(_FLOAT_COLUMNS), n))
         ux, uy, uz = u[:, 0], u[:, 1], u[:, 2]
@@ -481,10 +502,9 @@ class EphemerisStore:
         out[1] = np.degrees(np.arcsin(np.clip(uz, -1.0, 1.0)))  # ephDec
         w = dhelio - obs_v  # apparent topocentric motion, AU/day
         rho_dot = np.einsum("nc,nc->n", u, w)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            scale = np.degrees(1.0 / (rho * cos_dec))
-            out[2] = (ux * w[:, 1] - uy * w[:, 0]) * scale  # d(ra)/dt cos(dec)
-            out[3] = (w[:, 2] - uz * rho_dot) * scale  # d(dec)/dt
+        scale = (180.0 / math.pi) / (rho * np.maximum(cos_dec, 1e-15))  # no division by 0 at a pole
+        out[2] = (ux * w[:, 1] - uy * w[:, 0]) * scale  # d(ra)/dt cos(dec)
+        out[3] = (w[:, 2] - uz * rho_dot) * scale  # d(dec)/dt
         out[4:7] = helio.T
         out[7:10] = topo.T
         # velocity at emission time: d(helio)/d(t_obs) = v(t_emit) * (1 - rho_dot / c)
@@ -506,10 +526,13 @@ def _v_mag(
     delta_au: npt.NDArray[np.float64],
     cos_phase: npt.NDArray[np.float64],
 ) -> npt.NDArray[np.float64]:
-    from .magnitudes import v_magnitude
-
-    phase_deg = np.degrees(np.arccos(np.clip(cos_phase, -1.0, 1.0)))
-    return v_magnitude(h, g, r_au, delta_au, phase_deg)
+    """H-G V magnitude (the formula and constants of magnitudes.py) from the cosine of the
+    phase angle, using tan(alpha / 2) = sqrt((1 - cos) / (1 + cos))."""
+    c = np.clip(cos_phase, -1.0, 1.0)
+    tan_half = np.sqrt((1.0 - c) / np.maximum(1.0 + c, 1e-300))
+    gg = np.where(np.isnan(g), DEFAULT_G, g)
+    phase = (1.0 - gg) * np.exp(-_A1 * tan_half**_B1) + gg * np.exp(-_A2 * tan_half**_B2)
+    return np.asarray(h + 5.0 * np.log10(r_au * delta_au) - 2.5 * np.log10(phase), dtype=np.float64)
 
 
 def _separation_deg(ra1: float, dec1: float, ra2: npt.ArrayLike, dec2: npt.ArrayLike) -> npt.NDArray[np.float64]:
