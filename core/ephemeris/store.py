@@ -520,8 +520,8 @@ class EphemerisStore:
 
 
 def _v_mag(
-    h: npt.ArrayLike,
-    g: npt.ArrayLike,
+    h: np.ndarray,
+    g: np.ndarray,
     r_au: npt.NDArray[np.float64],
     delta_au: npt.NDArray[np.float64],
     cos_phase: npt.NDArray[np.float64],
