@@ -204,3 +204,24 @@ def test_query_exposure_and_the_task() -> None:
 
     with pytest.raises(ObservatoryMismatchError, match="W84"):
         store.query_exposure(_exposure(ra, dec, t, observatory="W84"))
+
+
+def test_association_task_uses_the_configured_store() -> None:
+    """SsSingleFrameAssociationTask.run(exposure, sources) with no object table: the store
+    predicts the object, the source 0.1 arcsec from it is associated, the far one is not."""
+    from ssassoc.core.association_task import SsSingleFrameAssociationTask
+
+    store = open_store()
+    t = START_MJD_TAI + 0.7
+    u = _all_directions(store, t)
+    i = 17
+    ra, dec = float(np.degrees(np.arctan2(u[i, 1], u[i, 0])) % 360), float(np.degrees(np.arcsin(u[i, 2])))
+    task = SsSingleFrameAssociationTask()
+    task.config.ephemerisQuery.storePath = str(cached_store())
+    sources = pd.DataFrame(
+        {"diaSourceId": np.array([1, 2], dtype=np.int64), "ra": [ra + 0.1 / 3600, ra + 0.05], "dec": [dec, dec]}
+    )
+    result = task.run(_exposure(ra + 0.01, dec - 0.01, t), sources, band="r")
+    table = result.associatedSsSources
+    assert len(table) == 1 and int(table["diaSourceId"][0]) == 1
+    assert int(table["ssObjectId"][0]) == int(store._a["ss_object_id"][i])
