@@ -443,7 +443,8 @@ def propagate_states(
         config: integrator settings.
 
     Returns:
-        ``(pos_au[n_obj, n_t, 3], vel_au_per_day[n_obj, n_t, 3])``, ICRS. Memory is
+        ``(pos_au[n_obj, n_t, 3], vel_au_per_day[n_obj, n_t, 3])``, ICRS; NaN for objects
+        whose state at epoch is not finite (they never enter the simulation). Memory is
         ``48 * n_obj * n_t`` bytes: call in batches of objects for large catalogues.
     """
     if origin not in ("sun", "ssb"):
@@ -456,18 +457,24 @@ def propagate_states(
     n = len(orbits)
     if n == 0 or times.size == 0:
         return np.zeros((n, times.size, 3)), np.zeros((n, times.size, 3))
-    workers = max(1, min(int(workers), n))
-    if workers == 1:
-        pos, vel = _propagate_helio(hp, hv, epochs, times, config)
+    # A non-finite state would poison the shared simulation (IAS15's step control): such
+    # objects are left out and come back as NaN.
+    ok = np.all(np.isfinite(hp) & np.isfinite(hv), axis=1) & np.isfinite(epochs)
+    good = np.flatnonzero(ok)
+    pos = np.full((n, times.size, 3), np.nan)
+    vel = np.full((n, times.size, 3), np.nan)
+    workers = max(1, min(int(workers), good.size))
+    if good.size == 0:
+        pass
+    elif workers == 1:
+        pos[good], vel[good] = _propagate_helio(hp[good], hv[good], epochs[good], times, config)
     else:
         # Deal objects out in epoch order so every worker covers the same epoch range.
-        order = np.argsort(epochs, kind="stable")
+        order = good[np.argsort(epochs[good], kind="stable")]
         parts = [order[w::workers] for w in range(workers)]
         ctx = mp.get_context("fork")
         with ctx.Pool(workers) as pool:
             results = pool.map(_worker, [(hp[i], hv[i], epochs[i], times, config) for i in parts])
-        pos = np.empty((n, times.size, 3))
-        vel = np.empty((n, times.size, 3))
         for idx, (p, v) in zip(parts, results, strict=True):
             pos[idx], vel[idx] = p, v
     if origin == "ssb":

@@ -158,3 +158,14 @@ def test_dense_output_through_close_earth_approaches() -> None:
     assert geo.min() < 0.0011
     err_arcsec = np.linalg.norm(dense - direct, axis=-1) / geo * 206264.8
     assert err_arcsec.max() < 0.005
+
+
+def test_non_finite_orbit_is_isolated(sample: OrbitTable) -> None:
+    sub = sample.take(np.arange(4))
+    pos = sub.pos_au.copy()
+    pos[1] = np.nan
+    bad = OrbitTable.from_states(sub.object_id, sub.epoch_mjd_tdb, pos, sub.vel_au_per_day)
+    got, _ = nbody.propagate_states(bad, [60810.0, 60811.0])
+    want, _ = nbody.propagate_states(sub, [60810.0, 60811.0])
+    assert np.isnan(got[1]).all()
+    np.testing.assert_allclose(got[[0, 2, 3]], want[[0, 2, 3]], atol=1e-13)
