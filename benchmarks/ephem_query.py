@@ -64,7 +64,8 @@ def build(args: argparse.Namespace, store_dir: Path) -> dict:
     from ssassoc.core.ephemeris.population import generate_population
 
     t0 = time.perf_counter()
-    orbits = generate_population(args.n, seed=args.seed, epoch_mjd_tdb=args.start - 0.5).to_orbit_table()
+    orbits = generate_population(args.n, seed=args.seed, epoch_mjd_tdb=args.start - 1.0,
+                                 epoch_spread_days=args.epoch_spread).to_orbit_table()  # fmt: skip
     t_pop = time.perf_counter() - t0
     sampler = two_body_sampler("X05") if args.sampler == "two-body" else nbody_sampler("X05")
     last = [0.0]
@@ -78,7 +79,8 @@ def build(args: argparse.Namespace, store_dir: Path) -> dict:
     r = build_store(orbits, "X05", args.start, args.start + args.span, store_dir, sampler=sampler,
                     workers=args.workers, progress=progress, overwrite=True)  # fmt: skip
     size = sum(p.stat().st_size for p in store_dir.iterdir())
-    info = dict(seconds=r.seconds, population_s=t_pop, sampler=sampler.name, n=r.n_objects,
+    info = dict(seconds=r.seconds, population_s=t_pop, sampler=sampler.name, n=r.n_objects, workers=args.workers,
+                objects_per_s=r.n_objects / r.seconds, epoch_spread_days=args.epoch_spread,
                 worst_fit_error_mas=r.worst_fit_error_mas, size_mib=size / 2**20,
                 objects_per_level=r.manifest["fit"]["objects_per_level"],
                 index_entries=r.manifest["arrays"]["index_objects"]["shape"][0])  # fmt: skip
@@ -182,6 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--span", type=float, default=1.0, help="store span, days")
     ap.add_argument("--sampler", choices=("two-body", "nbody"), default="two-body")
     ap.add_argument("--workers", type=int, default=1)
+    ap.add_argument("--epoch-spread", type=float, default=365.0, help="orbit epochs up to this many days before")
     ap.add_argument("--store", type=Path, default=None, help="store directory (reused if it holds N objects)")
     ap.add_argument("--radii", default="0.4,2.1")
     ap.add_argument("--brute", type=int, default=5, help="queries checked against brute force")
@@ -238,7 +241,9 @@ def main(argv: list[str] | None = None) -> int:
           f"at r = {c['radius']}")
     if res["build"]:
         b = res["build"]
-        print(f"build ({b['sampler']}): {b['seconds']:.1f} s for {b['n']:,} objects, store {b['size_mib']:.0f} MiB, "
+        print(f"build ({b['sampler']}, {b['workers']} workers, epochs up to {b['epoch_spread_days']:.0f} d away): "
+              f"{b['seconds']:.1f} s for {b['n']:,} objects = {b['objects_per_s']:.0f} obj/s, "
+              f"store {b['size_mib']:.0f} MiB, "
               f"worst fit {b['worst_fit_error_mas']:.4f} mas, objects per level {b['objects_per_level']}")
     if args.json:
         args.json.write_text(json.dumps(res, indent=1))

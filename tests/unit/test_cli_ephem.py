@@ -102,3 +102,19 @@ def test_time_parsing() -> None:
     # 2025 has TAI - UTC = 37 s
     assert parse_time_mjd_tai("2025-05-05T12:00:00Z") == pytest.approx(60800.5 + 37 / 86400, abs=1e-9)
     assert parse_time_mjd_tai("2025-05-05") == pytest.approx(60800.0 + 37 / 86400, abs=1e-9)
+
+
+def test_build_progress_bar_and_log_events(capsys: pytest.CaptureFixture[str]) -> None:
+    import io
+
+    from ssassoc.worker.commands.ephem import BuildProgress
+
+    stream = io.StringIO()
+    progress = BuildProgress(bar=True, stream=stream)
+    for done in (0, 50, 100):
+        progress("objects", done, 100)
+    text = stream.getvalue()
+    assert "100/100" in text and text.endswith("\n") and "#" * 30 in text
+    logged = capsys.readouterr().out
+    assert logged.count("ephem.build.progress") == 2  # stage start and end; 50 % is throttled
+    assert "objects_per_s" in logged
