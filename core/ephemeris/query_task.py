@@ -30,6 +30,9 @@ class EphemerisQueryConfig(TaskConfig):
     """Directory of an ephemeris store built by ``ssassoc ephem build``."""
     verifyStore: bool = False
     """Check every array's SHA-256 when the store is first opened (reads the whole store)."""
+    prefetchStore: bool = True
+    """Ask the kernel to read the store into the page cache in the background on opening,
+    so first queries do not wait for the disk."""
 
 
 class EphemerisQueryTask(Task):
@@ -58,7 +61,9 @@ class EphemerisQueryTask(Task):
         if self._store is None or self._store_path != path:
             from .store import EphemerisStore
 
-            self._store = EphemerisStore.open(path, verify=self.config.verifyStore)
+            self._store = EphemerisStore.open(
+                path, verify=self.config.verifyStore, prefetch=self.config.prefetchStore
+            )
             self._store_path = path
         return self._store
 

@@ -28,6 +28,7 @@ the page cache.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -257,11 +258,14 @@ class EphemerisStore:
 
     # -- opening -----------------------------------------------------------------
     @classmethod
-    def open(cls, path: str | Path, verify: bool = False) -> EphemerisStore:
+    def open(cls, path: str | Path, verify: bool = False, prefetch: bool = False) -> EphemerisStore:
         """Map the store at ``path`` read-only (lazy: pages load on first touch).
 
         Checks the manifest (format, version, required fields) and every array's file,
         dtype and shape; with ``verify`` also every array's SHA-256 (reads all bytes).
+        With ``prefetch`` the kernel is asked to read the whole store into the page cache
+        in the background (``madvise(MADV_WILLNEED)``; open stays fast), so later first
+        touches are cheap minor faults instead of disk reads.
         Raises :class:`EphemerisStoreError` with the reason when anything is off.
         """
         root = Path(path)
@@ -314,6 +318,8 @@ class EphemerisStore:
                 )
             if verify and sha256_file(fpath) != entry.get("sha256"):
                 raise EphemerisStoreError(f"ephemeris store array {fpath} is corrupt: checksum mismatch")
+            if prefetch:
+                _will_need(arr)
             # plain ndarray views of the maps: same pages, none of np.memmap's per-index overhead
             arrays[name] = arr.view(np.ndarray)
         n = int(manifest["n_objects"])
@@ -517,6 +523,17 @@ class EphemerisStore:
         out[16] = _v_mag(a["h_mag"][cand], a["g_slope"][cand], r_helio, rho, cos_phase)
         out[17] = a["uncertainty_arcsec"][cand]
         return _frame(a["ss_object_id"][cand], a["designation"][cand], out)
+
+
+def _will_need(arr: np.ndarray) -> None:
+    """Ask the kernel to read a memory-mapped array's file ahead (no-op where unsupported)."""
+    import mmap
+
+    mm = getattr(arr, "_mmap", None)
+    advice = getattr(mmap, "MADV_WILLNEED", None)
+    if mm is not None and advice is not None and hasattr(mm, "madvise"):
+        with contextlib.suppress(OSError, ValueError):  # advice is only a hint
+            mm.madvise(advice)
 
 
 def _v_mag(

@@ -64,6 +64,11 @@ def test_open_is_lazy_fast_and_verifiable() -> None:
     assert time.perf_counter() - t0 < 0.1
     assert len(store) == 3000 and store.observatory == OBSERVATORY
     assert EphemerisStore.open(path, verify=True).n_objects == 3000
+    prefetched = EphemerisStore.open(path, prefetch=True)
+    pd_equal = prefetched.query(START_MJD_TAI + 0.2, 30.0, 10.0, 20.0).equals(
+        store.query(START_MJD_TAI + 0.2, 30.0, 10.0, 20.0)
+    )
+    assert pd_equal
     assert "X05" in repr(store)
 
 
