@@ -33,6 +33,7 @@ import pandas as pd
 from ssassoc.core.ephemeris.build import build_store
 from ssassoc.core.ephemeris.nbody import observe
 from ssassoc.core.ephemeris.population import generate_population
+from ssassoc.core.ephemeris.store import EphemerisStore
 from ssassoc.core.focal_plane import rubin_like_focal_plane
 from ssassoc.core.simulation import night_pointings, simulate_detector
 
@@ -50,12 +51,12 @@ class NightConfig:
     """Size of the simulated night (defaults: a few minutes on 2 cores)."""
 
     out_dir: Path = Path("out/night")
-    n_objects: int = 20_000
+    n_objects: int = 500_000
     """Synthetic orbits in the catalogue (all classes; see ``ephemeris.population``)."""
-    n_fields: int = 30
+    n_fields: int = 8
     """Fields observed; each is visited twice ~33 min apart."""
-    detectors: tuple[int, ...] = CENTRAL_RAFT
-    """Detectors simulated per visit (default: the central raft, 9 of 189)."""
+    detectors: tuple[int, ...] = tuple(range(189))
+    """Detectors simulated per visit (default: all 189; ``CENTRAL_RAFT`` is 9 of them)."""
     n_field_sources: int = 400
     """Unrelated sources (stars, transients, artefacts) per detector."""
     start_mjd_tai: float = 60810.05
@@ -99,12 +100,20 @@ def run_night(config: NightConfig) -> dict[str, Any]:
         orbits = population.to_orbit_table()
         store_dir = out / "store"
         t0 = time.perf_counter()
-        build_store(orbits, "X05", start, end, store_dir, workers=config.workers,
-                    progress=_progress_bar("build"), overwrite=True)  # fmt: skip
+        build_store(
+            orbits,
+            "X05",
+            start,
+            end,
+            store_dir,
+            workers=config.workers,
+            progress=_progress_bar("build"),
+            overwrite=True,
+        )
         build_s = time.perf_counter() - t0
 
         _say(f"[3/5] simulating {len(visits)} visits x {len(config.detectors)} detectors (truth: exact N-body)")
-        events, truth = _simulate_and_publish(config, visits, orbits, broker.bootstrap, rng)
+        events, truth, sources = _simulate_and_publish(config, visits, orbits, store_dir, broker.bootstrap, rng)
 
         _say("[4/5] running the worker (ssassoc worker) until every event is processed")
         worker = _start_worker(config, broker.bootstrap, store_dir, out)
@@ -118,7 +127,7 @@ def run_night(config: NightConfig) -> dict[str, Any]:
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
         from .night_plots import write_plots
 
-        summary["plots"] = write_plots(out, events, truth, outputs)
+        summary["plots"] = write_plots(out, sources, truth, outputs, _worker_log_events(out / "worker.log"))
         _print_summary(summary, out)
         return summary
     finally:
@@ -129,32 +138,57 @@ def run_night(config: NightConfig) -> dict[str, Any]:
 
 # -- stages ---------------------------------------------------------------------------
 def _progress_bar(label: str) -> Any:
+    """A progress callback: a redrawn bar on a terminal, a line per quarter otherwise."""
+    tty = sys.stdout.isatty()
     last = [-1]
 
     def update(stage: str, done: int, total: int) -> None:
         pct = int(100 * done / max(total, 1))
-        if pct != last[0] and (pct % 5 == 0 or done == total):
-            last[0] = pct
-            bar = "#" * (pct // 4)
-            end = "\n" if done >= total else ""
-            print(f"\r  {label} {stage:<10} [{bar:<25}] {pct:3d}% ({done}/{total})", end=end, flush=True)
+        step = 2 if tty else 25
+        if pct == last[0] or (pct % step and done < total):
+            return
+        last[0] = pct
+        line = f"  {label} {stage:<8} [{'#' * (pct // 4):<25}] {pct:3d}% ({done}/{total})"
+        if tty:
+            print("\r" + line, end="\n" if done >= total else "", flush=True)
+        else:
+            print(line, flush=True)
 
     return update
 
 
 def _simulate_and_publish(
-    config: NightConfig, visits: pd.DataFrame, orbits: Any, bootstrap: str, rng: np.random.Generator
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Truth positions of every object at every visit, detector events, published in time order."""
+    config: NightConfig,
+    visits: pd.DataFrame,
+    orbits: Any,
+    store_dir: Path,
+    bootstrap: str,
+    rng: np.random.Generator,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Truth positions of every object at every visit, detector events, published in time order.
+
+    Returns (events, truth, sources), the last two with ``visit`` and ``detector`` columns."""
     from confluent_kafka import Producer
 
     times = visits["midpointMjdTai"].to_numpy()
-    truth_states = observe(orbits, times, "X05", workers=config.workers)
-    object_ids = _ss_object_ids(truth_states.object_id)
     focal_plane = rubin_like_focal_plane().subset(list(config.detectors))
+    # Truth comes from exact N-body ephemerides, not from the store. The store only
+    # narrows down which objects to propagate: those within a generous margin
+    # (0.5 deg, against fit errors of milliarcseconds) of some pointing.
+    store = EphemerisStore.open(store_dir)
+    all_ids = _ss_object_ids(orbits.object_id)
+    near: set[int] = set()
+    for visit in visits.itertuples(index=False):
+        found = store.query(visit.midpointMjdTai, visit.ra, visit.dec, focal_plane.radius_deg + 0.5)
+        near.update(found["ssObjectId"].tolist())
+    rows = np.flatnonzero(np.isin(all_ids, np.fromiter(near, dtype=np.int64, count=len(near))))
+    _say(f"  propagating the {len(rows)} objects that come near a pointing, at {len(times)} visit times")
+    truth_states = observe(orbits.take(rows), times, "X05", workers=config.workers)
+    object_ids = all_ids[rows]
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True})
     event_rows: list[dict[str, Any]] = []
     truth_rows: list[pd.DataFrame] = []
+    source_rows: list[pd.DataFrame] = []
     next_source_id = 1
     for k, visit in enumerate(visits.itertuples(index=False)):
         ra, dec = truth_states.ra_deg[:, k], truth_states.dec_deg[:, k]
@@ -164,28 +198,49 @@ def _simulate_and_publish(
         for exposure in exposures:
             on = np.flatnonzero(det == exposure.detector)
             sim = simulate_detector(
-                exposure, object_ids[on], ra[on], dec[on], mag[on], rng,
-                first_source_id=next_source_id, n_field_sources=config.n_field_sources,
-            )  # fmt: skip
+                exposure,
+                object_ids[on],
+                ra[on],
+                dec[on],
+                mag[on],
+                rng,
+                first_source_id=next_source_id,
+                n_field_sources=config.n_field_sources,
+            )
             next_source_id += len(sim.sources)
             record = make_visit_event(
-                visit=exposure.visit, detector=exposure.detector, band=str(visit.band),
-                midpoint_mjd_tai=exposure.midpointMjdTai, exposure_time_s=30.0, wcs=exposure.wcs,
-                width=exposure.width, height=exposure.height, sources=sim.sources,
-            )  # fmt: skip
+                visit=exposure.visit,
+                detector=exposure.detector,
+                band=str(visit.band),
+                midpoint_mjd_tai=exposure.midpointMjdTai,
+                exposure_time_s=30.0,
+                wcs=exposure.wcs,
+                width=exposure.width,
+                height=exposure.height,
+                sources=sim.sources,
+            )
             value = wire.encode("visitEvent", record)
             producer.produce(config.topics["input"], key=f"{exposure.visit}-{exposure.detector}".encode(), value=value)
             producer.poll(0)
             event_rows.append(
-                {"visit": exposure.visit, "detector": exposure.detector, "n_sources": len(sim.sources),
-                 "n_truth": len(sim.truth), "produced_at": time.time()}
-            )  # fmt: skip
+                {
+                    "visit": exposure.visit,
+                    "detector": exposure.detector,
+                    "n_sources": len(sim.sources),
+                    "n_truth": len(sim.truth),
+                    "produced_at": time.time(),
+                }
+            )
             truth_rows.append(sim.truth.assign(visit=exposure.visit, detector=exposure.detector))
+            source_rows.append(
+                sim.sources[["diaSourceId", "ra", "dec"]].assign(visit=exposure.visit, detector=exposure.detector)
+            )
     remaining = producer.flush(60)
     if remaining:
         raise RuntimeError(f"{remaining} visit events were not delivered to the broker")
     truth = pd.concat(truth_rows, ignore_index=True) if truth_rows else pd.DataFrame()
-    return pd.DataFrame(event_rows), truth
+    sources = pd.concat(source_rows, ignore_index=True) if source_rows else pd.DataFrame()
+    return pd.DataFrame(event_rows), truth, sources
 
 
 def _ss_object_ids(object_id: np.ndarray) -> np.ndarray:
@@ -196,16 +251,27 @@ def _ss_object_ids(object_id: np.ndarray) -> np.ndarray:
 
 def _start_worker(config: NightConfig, bootstrap: str, store_dir: Path, out: Path) -> subprocess.Popen[bytes]:
     args = [
-        sys.executable, "-m", "ssassoc.worker", "worker",
-        "--bootstrap-servers", bootstrap,
-        "--group-id", "ssassoc-night-demo",
-        "--input-topic", config.topics["input"],
-        "--output-topic", config.topics["output"],
-        "--unassociated-topic", config.topics["unassociated"],
-        "--dead-letter-topic", config.topics["dead_letter"],
-        "--ephemeris-store", str(store_dir),
-        "--log-format", "json",
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "ssassoc.worker",
+        "worker",
+        "--bootstrap-servers",
+        bootstrap,
+        "--group-id",
+        "ssassoc-night-demo",
+        "--input-topic",
+        config.topics["input"],
+        "--output-topic",
+        config.topics["output"],
+        "--unassociated-topic",
+        config.topics["unassociated"],
+        "--dead-letter-topic",
+        config.topics["dead_letter"],
+        "--ephemeris-store",
+        str(store_dir),
+        "--log-format",
+        "json",
+    ]
     env = dict(os.environ)
     env.setdefault("SSASSOC_KAFKA_SESSION_TIMEOUT_MS", "6000")  # the local broker's first assignment waits half of it
     log = open(out / "worker.log", "wb")  # noqa: SIM115 - closed with the process
@@ -216,13 +282,18 @@ def _collect_outputs(
     config: NightConfig, bootstrap: str, events: pd.DataFrame, worker: subprocess.Popen[bytes]
 ) -> pd.DataFrame:
     """Read ssSources until the worker has committed every input event (or the timeout)."""
-    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
+    # assign(), not subscribe(): no group membership, so no wait for a group assignment.
     consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": f"night-reader-{os.getpid()}", "auto.offset.reset": "earliest",
-         "enable.auto.commit": False, "isolation.level": "read_committed"}
-    )  # fmt: skip
-    consumer.subscribe([config.topics["output"]])
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": f"night-reader-{os.getpid()}",
+            "enable.auto.commit": False,
+            "isolation.level": "read_committed",
+        }
+    )
+    consumer.assign([TopicPartition(config.topics["output"], 0, OFFSET_BEGINNING)])
     watcher = Consumer({"bootstrap.servers": bootstrap, "group.id": "ssassoc-night-demo"})
     n_events = len(events)
     rows: list[dict[str, Any]] = []
@@ -243,8 +314,11 @@ def _collect_outputs(
             last_report = now
             offsets = watcher.committed([TopicPartition(config.topics["input"], 0)], timeout=5)
             committed = max(offsets[0].offset, 0) if offsets else 0
-            print(f"\r  worker progress: {committed}/{n_events} events committed, {len(rows)} ssSources", end="",
-                  flush=True)  # fmt: skip
+            print(
+                f"\r  worker progress: {committed}/{n_events} events committed, {len(rows)} ssSources",
+                end="",
+                flush=True,
+            )
             if committed >= n_events:
                 # Drain what the worker wrote before its last commit.
                 drain_until = time.monotonic() + 2.0
@@ -282,8 +356,10 @@ def _summarise(
     worker_exit: int | None,
 ) -> dict[str, Any]:
     detected = truth[truth["detected"]] if len(truth) else truth
-    matched = outputs[["ssObjectId", "diaSourceId"]].drop_duplicates() if len(outputs) else pd.DataFrame(
-        columns=["ssObjectId", "diaSourceId"]
+    matched = (
+        outputs[["ssObjectId", "diaSourceId"]].drop_duplicates()
+        if len(outputs)
+        else pd.DataFrame(columns=["ssObjectId", "diaSourceId"])
     )
     joined = detected.merge(matched, on="diaSourceId", how="left", suffixes=("", "_assoc"))
     correct = int((joined["ssObjectId"] == joined["ssObjectId_assoc"]).sum())
@@ -328,12 +404,20 @@ def _worker_log_events(path: Path) -> list[dict[str, Any]]:
 def _print_summary(summary: dict[str, Any], out: Path) -> None:
     _say("")
     _say(f"events {summary['events']} ({summary['visits']} visits), sources {summary['sources']}")
-    _say(f"objects on the simulated detectors {summary['objects_on_detectors_truth']}, "
-         f"detected {summary['objects_detected_truth']}, predicted by the store {summary['predicted_by_store']}")  # fmt: skip
-    _say(f"associated {summary['associated']}: completeness {summary['completeness']:.1%}, "
-         f"purity {summary['purity']:.1%}")  # fmt: skip
+    _say(
+        f"objects on the simulated detectors {summary['objects_on_detectors_truth']}, "
+        f"detected {summary['objects_detected_truth']}, predicted by the store {summary['predicted_by_store']}"
+    )
+    _say(
+        f"associated {summary['associated']}: completeness {summary['completeness']:.1%}, "
+        f"purity {summary['purity']:.1%}"
+    )
     if summary["worker_processing_ms_p50"] is not None:
-        _say(f"worker time per event: p50 {summary['worker_processing_ms_p50']:.2f} ms, "
-             f"p99 {summary['worker_processing_ms_p99']:.2f} ms")  # fmt: skip
-    _say(f"outputs in {out.resolve()}: summary.json, worker.log, broker.log, store/, "
-         + ", ".join(Path(p).name for p in summary.get("plots", [])))  # fmt: skip
+        _say(
+            f"worker time per event: p50 {summary['worker_processing_ms_p50']:.2f} ms, "
+            f"p99 {summary['worker_processing_ms_p99']:.2f} ms"
+        )
+    _say(
+        f"outputs in {out.resolve()}: summary.json, worker.log, broker.log, store/, "
+        + ", ".join(Path(p).name for p in summary.get("plots", []))
+    )

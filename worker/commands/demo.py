@@ -1,15 +1,18 @@
-"""``ssassoc demo``: the association on built-in sample data, printed as a table.
+"""``ssassoc demo``: the main job on embedded defaults.
 
-A detector-sized synthetic field (see :mod:`ssassoc.core.sample_data`):
-predicted objects, their noisy detections (some missed) and unrelated sources.
-Prints the ssSource rows, the task metadata, and completeness/purity against
-the known truth.
+By default a simulated night end to end (:mod:`ssassoc.worker.night`): local
+broker, ephemeris store from a synthetic population, simulated Rubin-like
+visits published as events, the worker, a summary and plots.
+
+``--single-detector``: only the association, on one built-in synthetic
+detector field, printed as a table with completeness/purity against the truth.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -19,25 +22,74 @@ from ssassoc.core.sample_data import synthetic_field
 
 
 def register(subparsers: Any) -> None:
+    from ssassoc.worker.night import NightConfig
+
+    defaults = NightConfig()
     parser = subparsers.add_parser(
         "demo",
-        help="associate a built-in synthetic detector field and print the result",
+        help="run a simulated night end to end (or --single-detector: one association table)",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--sources", type=int, default=500, help="sources on the detector (default 500)")
-    parser.add_argument("--objects", type=int, default=20, help="predicted objects (default 20)")
+    parser.add_argument("--single-detector", action="store_true", help="only associate one synthetic detector")
+    parser.add_argument(
+        "--out", type=Path, default=defaults.out_dir, help=f"output folder (default {defaults.out_dir})"
+    )
+    parser.add_argument("--objects", type=int, default=None,
+                        help=f"orbits in the synthetic catalogue (night: {defaults.n_objects}); "
+                             "with --single-detector: predicted objects (20)")  # fmt: skip
+    parser.add_argument("--fields", type=int, default=defaults.n_fields, help="fields, each visited twice")
+    parser.add_argument("--detectors", default="all", help="'all' (189), 'raft' (the central 9) or ids: 93,94")
+    parser.add_argument("--field-sources", type=int, default=defaults.n_field_sources,
+                        help="unrelated sources per detector")  # fmt: skip
+    parser.add_argument("--timeout", type=float, default=defaults.timeout_s, help="seconds to wait for the worker")
+    parser.add_argument("--sources", type=int, default=500, help="--single-detector: sources on the detector")
     parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
     parser.add_argument("--matching", choices=("optimal", "greedy"), default="optimal")
     parser.add_argument("--max-dist-arcsec", type=float, default=1.0)
-    parser.set_defaults(func=run_demo)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.single_detector:
+        return run_demo(args)
+    from ssassoc.worker.night import CENTRAL_RAFT, NightConfig, run_night
+
+    if args.detectors == "all":
+        detectors: tuple[int, ...] = tuple(range(189))
+    elif args.detectors == "raft":
+        detectors = CENTRAL_RAFT
+    else:
+        try:
+            detectors = tuple(int(d) for d in args.detectors.split(","))
+        except ValueError:
+            print(f"ssassoc demo: --detectors must be all, raft or comma-separated ids, got {args.detectors!r}")
+            return 2
+        if not all(0 <= d < 189 for d in detectors):
+            print("ssassoc demo: detector ids run from 0 to 188")
+            return 2
+    config = NightConfig(
+        out_dir=args.out,
+        n_objects=args.objects if args.objects is not None else NightConfig().n_objects,
+        n_fields=args.fields,
+        detectors=detectors,
+        n_field_sources=args.field_sources,
+        seed=args.seed,
+        timeout_s=args.timeout,
+    )
+    if config.n_objects <= 0 or config.n_fields <= 0 or config.n_field_sources < 0:
+        print("ssassoc demo: --objects and --fields must be positive, --field-sources >= 0")
+        return 2
+    run_night(config)
+    return 0
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    if args.sources < 0 or args.objects < 0:
+    n_objects = 20 if args.objects is None else args.objects
+    if args.sources < 0 or n_objects < 0:
         print("ssassoc demo: --sources and --objects must be >= 0")
         return 2
-    field = synthetic_field(n_sources=args.sources, n_objects=args.objects, seed=args.seed)
+    field = synthetic_field(n_sources=args.sources, n_objects=n_objects, seed=args.seed)
     config = SsSingleFrameAssociationConfig(matching=args.matching, maxDistArcSeconds=args.max_dist_arcsec)
     task = SsSingleFrameAssociationTask(config=config)
     result = task.run(field.exposure, field.sources, band="r", solarSystemObjectTable=field.objects)

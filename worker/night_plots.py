@@ -1,0 +1,88 @@
+"""Pictures of a simulated night (PNG, matplotlib's Agg backend: no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["write_plots"]
+
+
+def write_plots(
+    out: Path, sources: pd.DataFrame, truth: pd.DataFrame, outputs: pd.DataFrame, log_events: list[dict[str, Any]]
+) -> list[str]:
+    """Three figures: one detector's sky, the offset distribution, the per-event time. Returns their paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    assoc = outputs.merge(sources, on="diaSourceId", how="left") if len(outputs) else pd.DataFrame()
+
+    # 1. The detector with the most associations: its detections, predictions, matches.
+    fig, ax = plt.subplots(figsize=(8, 8))
+    if len(assoc):
+        visit, detector = assoc.groupby(["visit", "detector"]).size().idxmax()
+        field = sources[(sources["visit"] == visit) & (sources["detector"] == detector)]
+        here = assoc[(assoc["visit"] == visit) & (assoc["detector"] == detector)]
+        missed = truth[(truth["visit"] == visit) & (truth["detector"] == detector) & ~truth["detected"]]
+        ax.scatter(field["ra"], field["dec"], s=4, c="0.7", label=f"detections ({len(field)})")
+        ax.scatter(here["ephRa"], here["ephDec"], s=80, facecolors="none", edgecolors="tab:blue",
+                   label=f"predicted, associated ({len(here)})")  # fmt: skip
+        ax.scatter(here["ra"], here["dec"], s=10, c="tab:red", label="associated detection")
+        ax.set_title(f"visit {visit} detector {detector}: {len(here)} associations, "
+                     f"{len(missed)} objects on chip but too faint")  # fmt: skip
+        ax.invert_xaxis()
+    ax.set_xlabel("RA (deg)")
+    ax.set_ylabel("Dec (deg)")
+    ax.legend(loc="upper right")
+    paths.append(_save(fig, out / "detector_sky.png"))
+
+    # 2. Observed minus predicted, along and across the direction of motion.
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.5))
+    if len(outputs):
+        along = outputs["ephOffsetAlongTrack"].astype(float)
+        cross = outputs["ephOffsetCrossTrack"].astype(float)
+        axes[0].scatter(along, cross, s=3, alpha=0.5)
+        axes[0].set_xlim(-1, 1)
+        axes[0].set_ylim(-1, 1)
+        axes[0].set_aspect("equal")
+        bins = np.linspace(-1, 1, 81)
+        axes[1].hist(along.dropna(), bins=bins, histtype="step", label="along track")
+        axes[1].hist(cross.dropna(), bins=bins, histtype="step", label="cross track")
+        axes[1].legend()
+    axes[0].set_xlabel("along-track offset (arcsec)")
+    axes[0].set_ylabel("cross-track offset (arcsec)")
+    axes[1].set_xlabel("offset (arcsec)")
+    axes[1].set_ylabel("associations")
+    fig.suptitle(f"{len(outputs)} associations: observed minus predicted position")
+    paths.append(_save(fig, out / "offsets.png"))
+
+    # 3. Time per event inside the worker (decode to produce), from its task-metadata logs.
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    total = np.array([e["totalMs"] for e in log_events if "totalMs" in e], dtype=float)
+    if len(total):
+        ax.hist(total, bins=np.geomspace(max(total.min(), 0.05), total.max() * 1.01 + 0.1, 60))
+        ax.set_xscale("log")
+        for q in (50, 99):
+            value = np.percentile(total, q)
+            ax.axvline(value, color="k", ls="--" if q == 50 else ":", label=f"p{q} {value:.2f} ms")
+        ax.legend()
+    ax.set_xlabel("worker time per event, decode to produce (ms)")
+    ax.set_ylabel("events")
+    ax.set_title(f"{len(total)} events")
+    paths.append(_save(fig, out / "latency.png"))
+    return paths
+
+
+def _save(fig: Any, path: Path) -> str:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return str(path)
