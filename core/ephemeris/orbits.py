@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -705,6 +706,39 @@ _ELEMENT_NAMES: Final[dict[str, tuple[tuple[str, ...], ...]]] = {
 }
 
 
+def _split_fields(
+    lines: list[str], sep: str | None, width: int
+) -> tuple[pd.DataFrame, npt.NDArray[np.int64]]:
+    """Split data lines into ``width`` string columns; also return each line's field count
+    (-1 where it is known only to be wrong). Rows with too few fields are padded."""
+    if not lines:
+        return pd.DataFrame(columns=range(width), dtype=object), np.zeros(0, dtype=np.int64)
+    try:  # fast path: pandas' C parser
+        # Whitespace-separated rows cannot have empty fields, so a missing value (NaN)
+        # means a short row; CSV rows are counted by their separators.
+        df = pd.read_csv(
+            io.StringIO("\n".join(lines)), header=None, names=range(width), dtype=str,
+            sep=sep if sep else r"\s+", skipinitialspace=True, engine="c",
+            keep_default_na=not sep, na_values=None if not sep else [],
+        )
+        if len(df) == len(lines):
+            if sep:
+                counts = np.char.count(np.asarray(lines, dtype=str), sep).astype(np.int64) + 1
+            else:
+                counts = np.where(df.isna().any(axis=1).to_numpy(), -1, width).astype(np.int64)
+            df = df.fillna("").apply(lambda c: c.str.strip())
+            return df, counts
+    except (pd.errors.ParserError, ValueError):
+        pass
+    # Slow path (some line has too many fields): split line by line.
+    tokens = [[t.strip() for t in ln.split(sep)] if sep else ln.split() for ln in lines]
+    counts = np.array([len(t) for t in tokens], dtype=np.int64)
+    table = np.array(
+        [t if len(t) == width else ([*t, *[""] * width])[:width] for t in tokens], dtype=object
+    ).reshape(len(lines), width)
+    return pd.DataFrame(table), counts
+
+
 def read_openorb(path: str | Path, *, skip_bad: bool = False) -> OrbitTable:
     """Read an OpenOrb/Sorcha orbit file (CSV or whitespace separated, header first).
 
@@ -748,14 +782,8 @@ def read_openorb(path: str | Path, *, skip_bad: bool = False) -> OrbitTable:
     kept = [data_lines[i] for i in np.flatnonzero(keep)]
     line_no = line_no_all[keep]
     width = len(header)
-    tokens = [[t.strip() for t in ln.split(sep)] if sep else ln.split() for ln in kept]
-    counts = np.array([len(t) for t in tokens], dtype=np.int64)
-    n = len(tokens)
-    # Rows with the wrong number of fields are padded here and flagged below.
-    table = np.array(
-        [t if len(t) == width else ([*t, *[""] * width])[:width] for t in tokens], dtype=object
-    ).reshape(n, width)
-    df = pd.DataFrame(table)
+    df, counts = _split_fields(kept, sep, width)
+    n = len(df)
 
     def num(i: int | None) -> FloatArray:
         if i is None:

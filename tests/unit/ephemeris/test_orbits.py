@@ -108,8 +108,11 @@ def test_two_body_conserves_energy_and_momentum_and_reverses(
     pos, vel = O.cometary_to_cartesian(q, e, inc, node, peri, dtp, 0.0)
     p1, v1 = O.propagate_two_body(pos, vel, dt)
     energy = lambda p, v: 0.5 * v @ v - GM_SUN_AU3_PER_DAY2 / np.linalg.norm(p)  # noqa: E731
-    assert energy(p1, v1) == pytest.approx(energy(pos, vel), rel=1e-8, abs=1e-14)
-    np.testing.assert_allclose(np.cross(p1, v1), np.cross(pos, vel), rtol=1e-8, atol=1e-13)
+    # Passing a close perihelion from far away amplifies round-off by ~ r / q.
+    cond = max(1.0, max(np.linalg.norm(p1), np.linalg.norm(pos)) / q)
+    tol = max(1e-9, 1e-10 * cond)
+    assert energy(p1, v1) == pytest.approx(energy(pos, vel), rel=tol, abs=1e-14)
+    np.testing.assert_allclose(np.cross(p1, v1), np.cross(pos, vel), rtol=tol, atol=1e-13)
     p0, _ = O.propagate_two_body(p1, v1, -dt)
     # Going back towards perihelion amplifies round-off by ~ r1 / r0.
     grow = max(1.0, np.linalg.norm(p1) / np.linalg.norm(pos))
