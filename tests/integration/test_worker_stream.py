@@ -5,6 +5,7 @@ from __future__ import annotations
 import collections
 import signal
 import time
+import urllib.request
 
 import pytest
 from integration_helpers import (
@@ -20,6 +21,7 @@ from integration_helpers import (
 )
 
 from ssassoc.worker import wire
+from ssassoc.worker.broker import free_port
 from ssassoc.worker.sample_events import SampleStream
 
 pytestmark = pytest.mark.integration
@@ -39,9 +41,11 @@ def _n_processed(events: list[dict]) -> int:
     return sum(1 for e in events if e.get("event") == "event processed")
 
 
-def test_end_to_end(broker, topics: Topics, stream: SampleStream, start_worker) -> None:
+def test_end_to_end(broker, topics: Topics, stream: SampleStream, start_worker, tmp_path) -> None:
     produce(broker.bootstrap, topics.input, stream.events)
-    worker = start_worker(topics)
+    port = free_port()
+    heartbeat = tmp_path / "heartbeat"
+    worker = start_worker(topics, "--health-port", str(port), "--heartbeat-file", str(heartbeat))
     expected = stream.expected
     out = read_topic(broker.bootstrap, topics.output, min_count=len(expected), timeout_s=60)
     pairs = ss_pairs(out)
@@ -64,6 +68,14 @@ def test_end_to_end(broker, topics: Topics, stream: SampleStream, start_worker) 
     assert sum(e["nAssociated"] for e in logged) == len(expected)
     worker.wait_for(lambda ev: any(e.get("event") == "throughput" and e["events"] > 0 for e in ev),
                     15, "a throughput summary")
+    # Health: liveness, readiness, Prometheus metrics, heartbeat file.
+    base = f"http://127.0.0.1:{port}"
+    assert urllib.request.urlopen(f"{base}/healthz", timeout=5).status == 200
+    assert urllib.request.urlopen(f"{base}/readyz", timeout=5).status == 200
+    metrics = urllib.request.urlopen(f"{base}/metrics", timeout=5).read().decode()
+    assert f"ssassoc_events_total {len(stream.events)}" in metrics
+    assert f"ssassoc_ss_sources_total {len(expected)}" in metrics
+    assert heartbeat.exists() and time.time() - heartbeat.stat().st_mtime < 10
     worker.signal(signal.SIGTERM)
     assert worker.wait(30) == 0
     assert committed(broker.bootstrap, topics.group, topics.input) == end_offsets(broker.bootstrap, topics.input)
