@@ -300,12 +300,18 @@ def _collect_outputs(
     deadline = time.monotonic() + config.timeout_s
     last_report = 0.0
     committed = 0
-    while time.monotonic() < deadline:
+
+    def take_one() -> bool:
         msg = consumer.poll(0.2)
-        if msg is not None and msg.error() is None:
-            _, record = wire.decode("ssSource", msg.value())
-            record["received_at"] = msg.timestamp()[1] / 1000.0
-            rows.append(record)
+        if msg is None or msg.error() is not None:
+            return False
+        _, record = wire.decode("ssSource", msg.value())
+        record["received_at"] = msg.timestamp()[1] / 1000.0
+        rows.append(record)
+        return True
+
+    while time.monotonic() < deadline:
+        if take_one():
             continue
         if worker.poll() is not None:
             raise RuntimeError(f"the worker exited early with status {worker.returncode}; see worker.log")
@@ -323,11 +329,7 @@ def _collect_outputs(
                 # Drain what the worker wrote before its last commit.
                 drain_until = time.monotonic() + 2.0
                 while time.monotonic() < drain_until:
-                    msg = consumer.poll(0.2)
-                    if msg is not None and msg.error() is None:
-                        _, record = wire.decode("ssSource", msg.value())
-                        record["received_at"] = msg.timestamp()[1] / 1000.0
-                        rows.append(record)
+                    take_one()
                 break
     print()
     consumer.close()
