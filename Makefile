@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: setup demo test lint typecheck unit integration bench
+.PHONY: setup demo test lint typecheck unit integration bench docs
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,3 +41,7 @@ test: lint typecheck
 
 bench: setup
 	$(BIN)/python benchmarks/run_all.py
+
+# Regenerate the configuration reference (a test checks it is current).
+docs: setup
+	$(BIN)/python -m ssassoc.worker.manual > docs/configuration.md

@@ -45,8 +45,9 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--timeout", type=float, default=defaults.timeout_s, help="seconds to wait for the worker")
     parser.add_argument("--sources", type=int, default=500, help="--single-detector: sources on the detector")
     parser.add_argument("--seed", type=int, default=1, help="random seed (default 1)")
-    parser.add_argument("--matching", choices=("optimal", "greedy"), default="optimal")
-    parser.add_argument("--max-dist-arcsec", type=float, default=1.0)
+    parser.add_argument("--matching", choices=("optimal", "greedy"), default="optimal",
+                        help="--single-detector: matching strategy")  # fmt: skip
+    parser.add_argument("--max-dist-arcsec", type=float, default=1.0, help="--single-detector: match radius")
     parser.set_defaults(func=run)
 
 
