@@ -270,8 +270,10 @@ class Worker:
             return True
         try:
             if offsets:
-                self.producer.send_offsets_to_transaction(
-                    offsets, self.consumer.consumer_group_metadata(), timeout_s
+                metadata = self.consumer.consumer_group_metadata()
+                self._retry_kafka(
+                    lambda: self.producer.send_offsets_to_transaction(offsets, metadata, timeout_s),
+                    "send offsets to transaction",
                 )
             self._retry_kafka(lambda: self.producer.commit_transaction(timeout_s), "commit transaction")
             return True
@@ -339,7 +341,7 @@ class Worker:
                 return action()
             except KafkaException as exc:
                 error: KafkaError = exc.args[0]
-                if not error.retriable() or (self.stop.requested and error.fatal()):
+                if not error.retriable() or error.fatal() or error.txn_requires_abort():
                     raise
                 self.log.warning(f"{what} failed; retrying", error=str(error), retry_in_s=delay)
                 self._sleep(delay)

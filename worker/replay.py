@@ -30,7 +30,14 @@ from .ephemeris import EphemerisProvider, open_provider
 from .loop import StopFlag, producer_config
 from .processing import EventLimits, EventProcessor, TransientFault
 
-__all__ = ["ReplayError", "ReplayRange", "parse_offsets", "parse_time_ms", "run_replay_job"]
+__all__ = [
+    "ReplayError",
+    "ReplayRange",
+    "parse_offsets",
+    "parse_time_ms",
+    "resolve_start",
+    "run_replay_job",
+]
 
 
 class ReplayError(RuntimeError):
@@ -109,6 +116,18 @@ class _Counters:
     failed_deliveries: list[str] = field(default_factory=list)
 
 
+def resolve_start(topic: str, partition: int, wanted: int, low: int, clamp: bool) -> int:
+    """The start offset, given the earliest retained one (``low``; < 0 = unknown)."""
+    if low >= 0 and wanted < low:
+        if not clamp:
+            raise ReplayError(
+                f"offset {wanted} of {topic}[{partition}] was deleted by retention (earliest "
+                f"retained: {low}); use --clamp to start there"
+            )
+        return low
+    return wanted
+
+
 def _start_offsets(
     consumer: Consumer, topic: str, partitions: list[int], replay: ReplayRange, clamp: bool
 ) -> dict[int, int]:
@@ -128,15 +147,7 @@ def _start_offsets(
         assert replay.from_offsets is not None
         if p not in replay.from_offsets:
             continue  # partition not asked for
-        wanted = replay.from_offsets[p]
-        if low >= 0 and wanted < low:
-            if not clamp:
-                raise ReplayError(
-                    f"offset {wanted} of {topic}[{p}] was deleted by retention (earliest retained: "
-                    f"{low}); use --clamp to start there"
-                )
-            wanted = low
-        starts[p] = wanted
+        starts[p] = resolve_start(topic, p, replay.from_offsets[p], low, clamp)
     unknown = sorted(set(replay.from_offsets or {}) - set(partitions))
     if unknown:
         raise ReplayError(f"{topic} has no partitions {unknown} (it has {partitions})")
