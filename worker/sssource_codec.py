@@ -26,8 +26,7 @@ __all__ = ["encode_ss_sources", "zigzag_varint"]
 _HEADER = struct.Struct(">bI")
 
 
-def zigzag_varint(value: int) -> bytes:
-    """Avro ``long``/``int`` encoding."""
+def _zigzag_varint(value: int) -> bytes:
     n = (value << 1) ^ (value >> 63)
     out = bytearray()
     while n & ~0x7F:
@@ -35,6 +34,15 @@ def zigzag_varint(value: int) -> bytes:
         n >>= 7
     out.append(n)
     return bytes(out)
+
+
+_SMALL = {v: _zigzag_varint(v) for v in range(-1024, 1024)}  # ranks, string lengths
+
+
+def zigzag_varint(value: int) -> bytes:
+    """Avro ``long``/``int`` encoding."""
+    small = _SMALL.get(value)
+    return small if small is not None else _zigzag_varint(value)
 
 
 class _Layout:
