@@ -37,7 +37,7 @@ def test_tt_minus_tai_is_exact_and_tdb_close_to_tt() -> None:
     assert np.max(np.abs((tdb - tt) * 86400.0)) < 0.002
 
 
-@given(st.floats(45000.0, 65000.0))
+@given(st.floats(45000.0, 61000.0))  # within the leap-second table (no ERFA warnings)
 def test_time_roundtrips(mjd: float) -> None:
     assert timescales.mjd_tdb_to_tai(timescales.mjd_tai_to_tdb(mjd)) == pytest.approx(mjd, abs=1e-9)
     assert timescales.mjd_tai_to_utc(timescales.mjd_utc_to_tai(mjd)) == pytest.approx(mjd, abs=1e-9)
