@@ -70,8 +70,8 @@ def run_worker(args: argparse.Namespace) -> int:
     stop.install()
     try:
         worker = build_worker(settings, log=log, stop=stop)
-    except (ValueError, OSError) as exc:
-        log.error("cannot start worker", error=str(exc))
+    except Exception as exc:  # store missing/corrupt, bad settings: say why, exit 2
+        log.error("cannot start worker", error=str(exc), error_type=type(exc).__name__)
         return 2
     server = None
     if settings.health_port is not None:
@@ -109,5 +109,8 @@ def run_replay(args: argparse.Namespace) -> int:
     except ValueError as exc:
         log.error("invalid replay range", error=str(exc))
         return 2
+    except Exception as exc:  # broker or store unusable: say why
+        log.error("replay failed", error=str(exc), error_type=type(exc).__name__)
+        return 1
     log.info("replay finished", **summary)
     return 0
