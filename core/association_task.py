@@ -27,7 +27,7 @@ from .exposure import Exposure
 from .footprint import DetectorFootprint, padding_pixels
 from .inputs import check_objects, check_sources
 from .matching import candidate_pairs, match
-from .sssource import derive_sssource_columns, sssource_table
+from .sssource import derive_sssource_columns, empty_sssource_columns, sssource_table
 from .task import ConfigurableField, Task, TaskConfig
 
 __all__ = [
@@ -239,13 +239,16 @@ class SsSingleFrameAssociationTask(Task):
             md["nCandidatePairs"] = len(pairs.obj)
 
             with self.timer("derivedColumns"):
-                matched_objects = {c: v[obj_rows] for c, v in obj_cols.items()}
-                matched_sources = {
-                    "diaSourceId": sources.ids[src_rows],
-                    "ra": sources.ra_deg[src_rows],
-                    "dec": sources.dec_deg[src_rows],
-                }
-                columns = derive_sssource_columns(matched_sources, matched_objects, matches.rank)
+                if len(obj_rows):
+                    matched_objects = {c: v[obj_rows] for c, v in obj_cols.items()}
+                    matched_sources = {
+                        "diaSourceId": sources.ids[src_rows],
+                        "ra": sources.ra_deg[src_rows],
+                        "dec": sources.dec_deg[src_rows],
+                    }
+                    columns = derive_sssource_columns(matched_sources, matched_objects, matches.rank)
+                else:  # most detectors: nothing to derive
+                    columns = empty_sssource_columns()
 
             md["nAssociatedSsObjects"] = len(obj_rows)
             md["nUnassociatedSsObjects"] = len(on_idx) - len(obj_rows)

@@ -27,7 +27,7 @@ from .geometry import (
     tangent_plane_offsets_arcsec,
 )
 
-__all__ = ["derive_sssource_columns", "empty_sssource_table", "sssource_table"]
+__all__ = ["derive_sssource_columns", "empty_sssource_columns", "empty_sssource_table", "sssource_table"]
 
 FloatArray = NDArray[np.float64]
 Columns = dict[str, np.ndarray]
@@ -107,7 +107,7 @@ def offsets(
 def derive_sssource_columns(
     sources: Mapping[str, np.ndarray], objects: Mapping[str, np.ndarray], rank: np.ndarray
 ) -> Columns:
-    """All ssSource columns for aligned rows of matched sources and objects."""
+    """All ssSource columns, in schema order, for aligned rows of matched sources and objects."""
     helio = _stack(objects, "helio_")
     topo = _stack(objects, "topo_")
     helio_v = _stack(objects, "helio_v")
@@ -139,7 +139,7 @@ def derive_sssource_columns(
     cols.update(viewing_geometry(helio, topo))
     cols.update(ranges_and_rates(helio, helio_v, topo, topo_v))
     cols.update(offsets(eph_ra, eph_dec, obs_ra, obs_dec, rate_ra, rate_dec))
-    return cols
+    return {spec.name: cols[spec.name] for spec in SSSOURCE_COLUMNS}  # schema order
 
 
 _DTYPES = {"long": np.int64, "int": np.int32, "double": np.float64, "float": np.float64, "string": object}
@@ -168,6 +168,11 @@ def sssource_table(cols: Mapping[str, np.ndarray]) -> Table:
     return Table(data, names=_NAMES, units=_units(), descriptions=_DESCRIPTIONS, copy=False)
 
 
+def empty_sssource_columns() -> Columns:
+    """The ssSource columns with no rows (dtypes as :func:`derive_sssource_columns` gives them)."""
+    return {spec.name: np.zeros(0, dtype=_DTYPES[spec.avro_type]) for spec in SSSOURCE_COLUMNS}
+
+
 def empty_sssource_table() -> Table:
     """The ssSource table with no rows (full schema)."""
-    return sssource_table({spec.name: np.zeros(0, dtype=_DTYPES[spec.avro_type]) for spec in SSSOURCE_COLUMNS})
+    return sssource_table(empty_sssource_columns())

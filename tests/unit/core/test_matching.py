@@ -185,3 +185,15 @@ def test_without_object_table_asks_the_ephemeris_subtask():
     exposure, sources, _ = field(30.0, 5.0, [(0.0, 0.0)], [(0.1, 0.0)])
     with pytest.raises(EphemerisUnavailableError, match="storePath"):
         SsSingleFrameAssociationTask().run(exposure, sources, band="r")
+
+
+def test_column_arrays_match_the_table_for_empty_and_full_results():
+    exposure, sources, objects = field(30.0, 5.0, [(0.0, 0.0), (9.0, 0.0)], [(0.1, 0.0), (30.0, 0.0)])
+    names = [spec.name for spec in SSSOURCE_COLUMNS]
+    full = run(exposure, sources, objects)
+    empty = run(exposure, sources.iloc[:0], objects)
+    assert list(full.ssSourceColumns) == names == list(empty.ssSourceColumns)
+    for name in names:
+        assert full.ssSourceColumns[name].dtype == empty.ssSourceColumns[name].dtype, name
+        assert list(full.associatedSsSources[name]) == list(full.ssSourceColumns[name]), name
+    assert len(empty.associatedSsSources) == 0
