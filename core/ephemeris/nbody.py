@@ -526,14 +526,30 @@ def light_time_correct(
         ``(helio_pos_emit_au, helio_vel_emit_au_per_day, light_time_days)``: heliocentric
         state of the object at emission time ``t - tau`` (relative to the Sun at that
         time) and ``tau``. The short step back (at most hours) uses two-body motion from
-        the geometric state; the Sun's barycentric motion from DE421, linear over tau.
+        the geometric state (Taylor series, exact Kepler near the Sun); the Sun's
+        barycentric motion from DE421, linear over tau.
     """
     t = np.asarray(times_mjd_tdb, np.float64)
     sun_t, sun_v = body_state("sun", t)
-    tau = np.linalg.norm(helio_pos_au + sun_t[None] - obs_bary_pos_au[None], axis=-1) / C_AU_PER_DAY
-    p_emit, v_emit = helio_pos_au, helio_vel_au_per_day
+    p0, v0 = helio_pos_au, helio_vel_au_per_day
+    tau = np.linalg.norm(p0 + sun_t[None] - obs_bary_pos_au[None], axis=-1) / C_AU_PER_DAY
+    # Two-body motion over -tau as a Taylor series to third order in tau (acceleration and
+    # jerk of the Kepler orbit): the neglected term is ~(tau / T)^4 of the distance, with T
+    # the orbital time scale sqrt(r^3 / mu); below 1e-12 unless tau > 0.01 T (objects very
+    # close to the Sun), which take the exact Kepler solution instead.
+    r = np.linalg.norm(p0, axis=-1)
+    mu = GM_SUN_AU3_PER_DAY2
+    acc = -mu * p0 / (r**3)[..., None]
+    rdot = np.sum(p0 * v0, axis=-1) / r
+    jerk = -mu * (v0 / (r**3)[..., None] - 3.0 * (rdot / r**4)[..., None] * p0)
+    exact = tau > 0.01 * np.sqrt(r**3 / mu)
+    p_emit, v_emit = p0, v0
     for _ in range(iterations):
-        p_emit, v_emit = propagate_two_body(helio_pos_au, helio_vel_au_per_day, -tau, GM_SUN_AU3_PER_DAY2)
+        dt = -tau[..., None]
+        p_emit = p0 + dt * (v0 + dt * (0.5 * acc + dt * jerk / 6.0))
+        v_emit = v0 + dt * (acc + 0.5 * dt * jerk)
+        if np.any(exact):
+            p_emit[exact], v_emit[exact] = propagate_two_body(p0[exact], v0[exact], -tau[exact], mu)
         # The Sun's barycentric motion over the light time is linear to ~10 m (its
         # acceleration is ~3e-9 AU/day^2 and tau < 0.3 day out to 50 AU).
         sun_emit = sun_t[None] - tau[..., None] * sun_v[None]

@@ -169,3 +169,21 @@ def test_non_finite_orbit_is_isolated(sample: OrbitTable) -> None:
     want, _ = nbody.propagate_states(sub, [60810.0, 60811.0])
     assert np.isnan(got[1]).all()
     np.testing.assert_allclose(got[[0, 2, 3]], want[[0, 2, 3]], atol=1e-13)
+
+
+def test_light_time_step_matches_exact_kepler() -> None:
+    # The light-time step back uses a Taylor series (exact Kepler close to the Sun): it must
+    # agree with the universal-variable solution to well under a metre.
+    orbits = generate_population(3000, seed=4).to_orbit_table()
+    t = np.array([60800.0, 60800.3])
+    obs = np.array([[0.5, 0.8, 0.1], [-0.9, 0.3, 0.1]])
+    p0 = np.repeat(orbits.pos_au[:, None], 2, axis=1)
+    v0 = np.repeat(orbits.vel_au_per_day[:, None], 2, axis=1)
+    p, v, tau = nbody.light_time_correct(p0, v0, obs, t)
+    pk, vk = propagate_two_body(p0, v0, -tau)
+    assert np.max(np.linalg.norm(p - pk, axis=-1)) * AU_KM < 1e-3
+    assert np.max(np.linalg.norm(v - vk, axis=-1)) * AU_KM < 1e-3
+    # and tau is the light travel time to the emission point
+    sun, sun_v = planets.body_state("sun", t)
+    rho = p + (sun - tau[..., None] * sun_v) - obs[None]
+    np.testing.assert_allclose(tau, np.linalg.norm(rho, axis=-1) / planets.C_AU_PER_DAY, rtol=1e-9)
