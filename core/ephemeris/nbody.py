@@ -534,9 +534,9 @@ def light_time_correct(
     p0, v0 = helio_pos_au, helio_vel_au_per_day
     tau = np.linalg.norm(p0 + sun_t[None] - obs_bary_pos_au[None], axis=-1) / C_AU_PER_DAY
     # Two-body motion over -tau as a Taylor series to third order in tau (acceleration and
-    # jerk of the Kepler orbit): the neglected term is ~(tau / T)^4 of the distance, with T
-    # the orbital time scale sqrt(r^3 / mu); below 1e-12 unless tau > 0.01 T (objects very
-    # close to the Sun), which take the exact Kepler solution instead.
+    # jerk of the Kepler orbit): the neglected term is ~(tau / T)^4 / 24 of the distance r,
+    # with T = sqrt(r^3 / mu) -- ~1e-16 for an NEO or a TNO; objects with tau > 0.01 T
+    # (within ~0.1 AU of the Sun, where that bound would reach metres) take exact Kepler.
     r = np.linalg.norm(p0, axis=-1)
     mu = GM_SUN_AU3_PER_DAY2
     acc = -mu * p0 / (r**3)[..., None]
