@@ -69,8 +69,13 @@ class StoreDirectoryProvider:
             try:
                 m: dict[str, Any] = json.loads(manifest.read_text())
                 known.append(
-                    _Known(child, str(m["observatory"]), float(m["start_mjd_tai"]), float(m["end_mjd_tai"]),
-                           str(m.get("created_utc", "")))  # fmt: skip
+                    _Known(
+                        child,
+                        str(m["observatory"]),
+                        float(m["start_mjd_tai"]),
+                        float(m["end_mjd_tai"]),
+                        str(m.get("created_utc", "")),
+                    )
                 )
             except (OSError, ValueError, KeyError):
                 continue  # unreadable now; EphemerisStore.open would say why, if it were chosen

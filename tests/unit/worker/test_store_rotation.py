@@ -29,7 +29,7 @@ def test_the_covering_store_is_chosen_and_new_ones_are_found(tmp_path, orbits):
     provider = StoreDirectoryProvider(tmp_path, rescan_interval_s=3600)
     assert len(provider.spans) == 1
     assert provider.store_for(60810.5, "X05").start_mjd_tai == 60810.0
-    with pytest.raises(EphemerisCoverageError, match="60811.50000.*X05 \\[60810.00000, 60811.00000\\]"):
+    with pytest.raises(EphemerisCoverageError, match=r"60811.50000.*X05 \[60810.00000, 60811.00000\]"):
         provider.store_for(60811.5, "X05")
     with pytest.raises(EphemerisCoverageError, match="observatory W84"):
         provider.store_for(60810.5, "W84")
