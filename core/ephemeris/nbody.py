@@ -24,6 +24,7 @@ nodes). ``workers > 1`` splits objects over processes.
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing as mp
 import warnings
 from dataclasses import dataclass
@@ -688,10 +689,52 @@ def observe(
         orbits: the objects.
         times_mjd_tai: ``[n_t]`` observation (reception) times, MJD TAI.
         observatory: MPC observatory code ('X05', 'W84', '500' for the geocentre, ...).
-        workers: processes for the N-body propagation.
+        workers: processes; each runs the whole pipeline (integration, light time,
+            observables) for its share of the objects.
         config: integrator settings.
     """
     t_tai = np.atleast_1d(np.asarray(times_mjd_tai, np.float64))
+    n = len(orbits)
+    workers = max(1, min(int(workers), n))
+    if workers > 1:
+        order = np.argsort(orbits.epoch_mjd_tdb, kind="stable")
+        parts = [np.sort(order[w::workers]) for w in range(workers)]
+        ctx = mp.get_context("fork")
+        with ctx.Pool(workers) as pool:
+            chunks = pool.map(
+                _observe_worker, [(orbits.take(i), t_tai, observatory, config) for i in parts]
+            )
+        return _merge_observed(chunks, parts, n)
     t_tdb = timescales.mjd_tai_to_tdb(t_tai)
-    pos, vel = propagate_states(orbits, t_tdb, origin="sun", workers=workers, config=config)
+    pos, vel = propagate_states(orbits, t_tdb, origin="sun", workers=1, config=config)
     return observables_from_states(orbits, pos, vel, t_tai, observatory)
+
+
+def _observe_worker(
+    args: tuple[OrbitTable, FloatArray, str, PropagationConfig],
+) -> ObservedStates:
+    orbits, t_tai, observatory, config = args
+    return observe(orbits, t_tai, observatory, workers=1, config=config)
+
+
+# Fields of ObservedStates that do not have the object axis first.
+_SHARED_FIELDS: Final = frozenset(
+    {"mjd_tai", "mjd_tdb", "observatory", "obs_helio_pos_au", "obs_helio_vel_au_per_day"}
+)
+
+
+def _merge_observed(
+    chunks: list[ObservedStates], parts: list[npt.NDArray[np.intp]], n: int
+) -> ObservedStates:
+    """Reassemble per-worker results in the original object order."""
+    merged: dict[str, object] = {}
+    for f in dataclasses.fields(ObservedStates):
+        first = getattr(chunks[0], f.name)
+        if f.name in _SHARED_FIELDS:
+            merged[f.name] = first
+            continue
+        out = np.empty((n, *np.shape(first)[1:]), dtype=np.asarray(first).dtype)
+        for idx, chunk in zip(parts, chunks, strict=True):
+            out[idx] = getattr(chunk, f.name)
+        merged[f.name] = out
+    return ObservedStates(**merged)  # type: ignore[arg-type]

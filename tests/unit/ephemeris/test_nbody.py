@@ -187,3 +187,14 @@ def test_light_time_step_matches_exact_kepler() -> None:
     sun, sun_v = planets.body_state("sun", t)
     rho = p + (sun - tau[..., None] * sun_v) - obs[None]
     np.testing.assert_allclose(tau, np.linalg.norm(rho, axis=-1) / planets.C_AU_PER_DAY, rtol=1e-9)
+
+
+def test_observe_with_workers_matches_one_process(sample: OrbitTable) -> None:
+    t = np.array([60850.0, 60850.5, 60851.0])
+    one = nbody.observe(sample, t, "W84")
+    two = nbody.observe(sample, t, "W84", workers=2)
+    np.testing.assert_allclose(two.ra_deg, one.ra_deg, atol=1e-12)
+    np.testing.assert_allclose(two.topo_pos_au, one.topo_pos_au, atol=1e-14)
+    np.testing.assert_array_equal(two.object_id, one.object_id)
+    np.testing.assert_allclose(two.obs_helio_pos_au, one.obs_helio_pos_au)
+    np.testing.assert_allclose(two.v_mag, one.v_mag)
