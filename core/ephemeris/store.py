@@ -32,9 +32,11 @@ import contextlib
 import hashlib
 import json
 import math
+import mmap
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -327,6 +329,22 @@ class EphemerisStore:
             raise EphemerisStoreError(f"ephemeris store {root} is corrupt: per-object arrays disagree on n")
         return cls(root, manifest, arrays)
 
+    def warm(self) -> float:
+        """Map every page of the store into this process now (reads one byte per page);
+        returns the seconds it took.
+
+        A long-running process reaches this state by itself as queries touch the sky;
+        warming up front makes every query as fast as in that steady state, at the cost
+        of a resident set the size of the store (385 MiB for 1.3 M objects over a day).
+        """
+        t0 = time.perf_counter()
+        for arr in self._a.values():
+            if arr.nbytes:
+                flat = arr.reshape(-1).view(np.uint8) if arr.flags.c_contiguous else None
+                if flat is not None:
+                    int(flat[:: mmap.PAGESIZE].sum())
+        return time.perf_counter() - t0
+
     # -- description ---------------------------------------------------------------
     @property
     def observatory(self) -> str:
@@ -527,8 +545,6 @@ class EphemerisStore:
 
 def _will_need(arr: np.ndarray) -> None:
     """Ask the kernel to read a memory-mapped array's file ahead (no-op where unsupported)."""
-    import mmap
-
     mm = getattr(arr, "_mmap", None)
     advice = getattr(mmap, "MADV_WILLNEED", None)
     if mm is not None and advice is not None and hasattr(mm, "madvise"):
