@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from ssassoc.core.version import __version__
 
 # Order = order in --help.
-COMMAND_MODULES = ("demo", "ephem", "stream", "dev")
+COMMAND_MODULES = ("demo", "ephem", "stream", "deadletters", "dev")
 
 
 def build_parser() -> argparse.ArgumentParser:
