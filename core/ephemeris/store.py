@@ -98,6 +98,7 @@ try:  # pandas >= 3: build the frame from its blocks (3x faster than the dict co
 except ImportError:  # pragma: no cover - pandas 2
     _from_blocks = None
 _STR_DTYPE: Any = pd.api.types.pandas_dtype("str")
+_STR_ARRAY: Any = _STR_DTYPE.construct_array_type()
 
 
 class EphemerisStoreError(RuntimeError):
@@ -253,6 +254,7 @@ class EphemerisStore:
         self._level_nseg = np.left_shift(self._geo.n_base_segments, self._levels)
         self._level_length = self._geo.span_days / self._level_nseg
         self._tables_cache: tuple[float, _Tables] | None = None
+        self._observer_cache: tuple[float, tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]] | None = None
         per_level = manifest.get("fit", {}).get("objects_per_level")
         self._present_levels = (
             [int(i) for i, c in enumerate(per_level) if c] if per_level else [int(i) for i in self._levels]
@@ -388,6 +390,14 @@ class EphemerisStore:
         return self._observer(self._dt_days(mjd_tai))
 
     def _observer(self, dt_days: float) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        cached = self._observer_cache  # one (dt, state) tuple: read and replaced atomically
+        if cached is not None and cached[0] == dt_days:
+            return cached[1]
+        state = self._observer_uncached(dt_days)
+        self._observer_cache = (dt_days, state)
+        return state
+
+    def _observer_uncached(self, dt_days: float) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         g = self._geo
         length = g.span_days / g.n_observer_segments
         k = min(max(int(dt_days // length), 0), g.n_observer_segments - 1)
@@ -582,7 +592,8 @@ def _frame(ids: np.ndarray, designation: np.ndarray, floats: np.ndarray) -> pd.D
     ids64 = np.asarray(ids, dtype=np.int64)
     names = designation
     if _from_blocks is not None:
-        des = pd.array(names, dtype=_STR_DTYPE)
+        # ExtensionArray._from_sequence directly: pd.array's dtype resolution costs more
+        des = _STR_ARRAY._from_sequence(names.astype(object), dtype=_STR_DTYPE)
         blocks = [(ids64[None, :], _BLOCK_PLACEMENT[0]), (des, _BLOCK_PLACEMENT[1]), (floats, _BLOCK_PLACEMENT[2])]
         return _from_blocks(blocks, index=pd.RangeIndex(n), columns=_COLUMN_INDEX)
     data: dict[str, Any] = {"ssObjectId": ids64, "designation": names.astype(str)}  # pragma: no cover

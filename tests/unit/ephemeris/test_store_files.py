@@ -69,6 +69,7 @@ def test_open_is_lazy_fast_and_verifiable() -> None:
         store.query(START_MJD_TAI + 0.2, 30.0, 10.0, 20.0)
     )
     assert pd_equal
+    assert prefetched.warm() >= 0.0
     assert "X05" in repr(store)
 
 
