@@ -80,9 +80,9 @@ def _show(args: argparse.Namespace) -> int:
         return 1
     if args.format == "table":
         total = sum(counts.values())
-        print(
-            f"{total} dead letters" + (": " + ", ".join(f"{k} {v}" for k, v in counts.most_common()) if total else "")
-        )
+        ordered = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+        by_class = ", ".join(f"{k} {v}" for k, v in ordered)
+        print(f"{total} dead letters" + (f": {by_class}" if total else ""))
     return 0
 
 
