@@ -510,44 +510,52 @@ class EphemerisStore:
     def _evaluate(
         self, cand: npt.NDArray[np.int64], dt: float, ra: float, dec: float, radius: float
     ) -> pd.DataFrame:
+        """Evaluate candidates at ``dt`` and build the result frame for those in the cone.
+
+        Component-major layout throughout: vectors are ``(3, n)`` and every column is
+        written straight into its row of the float block, so each step is one numpy call
+        on contiguous data (a query is dominated by per-call overhead, not arithmetic).
+        """
         a = self._a
         # positions of all candidates; velocities only for those inside the cone
         k_tab, t_tab, d_tab = self._level_tables(dt)
         lvl = a["level"][cand]
-        c = a["coeffs"][a["seg_start"][cand] + k_tab[lvl]]
-        helio = np.einsum("nck,nk->nc", c, t_tab[lvl])  # AU
-        obs_p, obs_v = self._observer(dt)
-        topo = helio - obs_p
-        rho = np.sqrt(np.einsum("nc,nc->n", topo, topo))
+        c = a["coeffs"][a["seg_start"][cand] + k_tab[lvl]]  # (n, 3, degree + 1)
+        obs_p, obs_v = self._observer(dt)  # AU, AU/day
+        topo = np.einsum("nck,nk->cn", c, t_tab[lvl]) - obs_p[:, None]  # (3, n) AU
+        rho = np.sqrt(np.einsum("cn,cn->n", topo, topo))
         ra_r, dec_r = math.radians(ra), math.radians(dec)
-        centre = np.array(
-            [math.cos(dec_r) * math.cos(ra_r), math.cos(dec_r) * math.sin(ra_r), math.sin(dec_r)]
-        )
-        keep = topo @ centre >= math.cos(math.radians(radius)) * rho
+        cd = math.cos(dec_r)
+        centre = np.array([cd * math.cos(ra_r), cd * math.sin(ra_r), math.sin(dec_r)])
+        keep = centre @ topo >= math.cos(math.radians(radius)) * rho
         if not keep.all():
-            cand, c, lvl, helio, topo, rho = cand[keep], c[keep], lvl[keep], helio[keep], topo[keep], rho[keep]
-        dhelio = np.einsum("nck,nk->nc", c, d_tab[lvl])  # AU/day, d/d(observation time)
-        u = topo / rho[:, None]
+            idx = np.flatnonzero(keep)
+            cand, c, lvl, topo, rho = cand[idx], c[idx], lvl[idx], topo[:, idx], rho[idx]
         n = cand.size
         out = np.empty((len(_FLOAT_COLUMNS), n))
-        ux, uy, uz = u[:, 0], u[:, 1], u[:, 2]
-        cos_dec = np.hypot(ux, uy)
-        out[0] = np.degrees(np.arctan2(uy, ux)) % 360.0  # ephRa
-        out[1] = np.degrees(np.arcsin(np.clip(uz, -1.0, 1.0)))  # ephDec
-        w = dhelio - obs_v  # apparent topocentric motion, AU/day
-        rho_dot = np.einsum("nc,nc->n", u, w)
+        helio, topo_o, v_helio, v_topo = out[4:7], out[7:10], out[10:13], out[13:16]
+        np.copyto(topo_o, topo)
+        np.add(topo, obs_p[:, None], out=helio)  # AU, light-emission time
+        # apparent topocentric motion d(topo)/d(t_obs) (AU/day), kept in v_topo for now
+        np.subtract(np.einsum("nck,nk->cn", c, d_tab[lvl]), obs_v[:, None], out=v_topo)
+        u = topo / rho
+        rho_dot = np.einsum("cn,cn->n", u, v_topo)
+        cos_dec = np.hypot(u[0], u[1])
+        np.arctan2(u[1], u[0], out=out[0])
+        np.degrees(out[0], out=out[0])
+        np.mod(out[0], 360.0, out=out[0])  # ephRa
+        np.degrees(np.arcsin(np.clip(u[2], -1.0, 1.0)), out=out[1])  # ephDec
         scale = (180.0 / math.pi) / (rho * np.maximum(cos_dec, 1e-15))  # no division by 0 at a pole
-        out[2] = (ux * w[:, 1] - uy * w[:, 0]) * scale  # d(ra)/dt cos(dec)
-        out[3] = (w[:, 2] - uz * rho_dot) * scale  # d(dec)/dt
-        out[4:7] = helio.T
-        out[7:10] = topo.T
-        # velocity at emission time: d(helio)/d(t_obs) = v(t_emit) * (1 - rho_dot / c)
-        v_helio = dhelio * (AU_PER_DAY_TO_KM_S / (1.0 - rho_dot / C_AU_PER_DAY))[:, None]
-        out[10:13] = v_helio.T
-        out[13:16] = (v_helio - obs_v * AU_PER_DAY_TO_KM_S).T
+        np.multiply(u[0] * v_topo[1] - u[1] * v_topo[0], scale, out=out[2])  # d(ra)/dt cos(dec)
+        np.multiply(v_topo[2] - u[2] * rho_dot, scale, out=out[3])  # d(dec)/dt
+        # velocity at emission time: d(helio)/d(t_obs) = v(t_emit) * (1 - rho_dot / c);
+        # d(helio)/d(t_obs) = v_topo + obs_v
+        factor = AU_PER_DAY_TO_KM_S / (1.0 - rho_dot / C_AU_PER_DAY)
+        np.multiply(v_topo + obs_v[:, None], factor, out=v_helio)  # km/s
+        np.subtract(v_helio, (obs_v * AU_PER_DAY_TO_KM_S)[:, None], out=v_topo)  # km/s
         # V magnitude, H-G system (see magnitudes.py); phase angle from the two vectors
-        r_helio = np.sqrt(np.einsum("nc,nc->n", helio, helio))
-        cos_phase = np.einsum("nc,nc->n", helio, topo) / (r_helio * rho)
+        r_helio = np.sqrt(np.einsum("cn,cn->n", helio, helio))
+        cos_phase = np.einsum("cn,cn->n", helio, topo) / (r_helio * rho)
         out[16] = _v_mag(a["h_mag"][cand], a["g_slope"][cand], r_helio, rho, cos_phase)
         out[17] = a["uncertainty_arcsec"][cand]
         return _frame(a["ss_object_id"][cand], a["designation"][cand], out)
