@@ -2,24 +2,35 @@
 
 Model: the objects are massless test particles under the Sun, Mercury, Venus, Earth, Moon,
 the Mars, Jupiter, Saturn, Uranus, Neptune and Pluto system barycentres (masses and initial
-states from DE421, :mod:`.planets`), integrated with REBOUND's IAS15 (adaptive, 15th order)
-in ICRS, AU and days, with G = 1 and masses as GM. The massive bodies are integrated
-together with the particles from their DE421 states at the start; over the spans of
-interest (years) they stay within metres to kilometres of DE421, far below what matters
-for asteroid astrometry. The Sun's post-Newtonian (1PN, Schwarzschild) correction is added
-with REBOUNDx's ``gr`` force when REBOUNDx is installed (``PropagationConfig.gr``); it moves
-inner-solar-system objects by up to ~0.1 arcsec over a few years.
+states from DE421, :mod:`.planets`), in ICRS, AU and days, with G = 1 and masses as GM.
+The massive bodies are integrated together with the particles from their DE421 states at
+the start; over the spans of interest (years) they stay close to DE421, far below what
+matters for asteroid astrometry. The Sun's post-Newtonian (1PN, Schwarzschild) correction
+is added with REBOUNDx's ``gr`` force when REBOUNDx is installed (``PropagationConfig.gr``);
+without it inner-solar-system objects drift by ~0.1 arcsec per few years.
+
+Two models, chosen per object from its osculating orbit (``PropagationConfig``):
+
+- near (perihelion < 1.3 AU, unbound, or planet-crossing Centaur-like orbits): REBOUND
+  IAS15 (adaptive, 15th order) with the Earth and Moon separate, in batches of 256 objects
+  ordered by perihelion distance so that a sun-grazer or a close encounter only slows its
+  own batch;
+- far (everything else, ~96 % of a catalogue): REBOUND WHFast in democratic-heliocentric
+  (WHDS) coordinates, 1-day step, Earth-Moon barycentre; ~20x cheaper per particle-day and
+  within ~0.1 km per 100 days of IAS15 for main-belt orbits.
 
 Heliocentric outputs are taken relative to the integrated Sun (so the slow drift of the
 simulated system against DE421 cancels); barycentric ones add DE421's Sun.
 
-Speed: all objects of a batch share one simulation; objects are added at their own epoch
+Speed: all objects of a model share a simulation; objects are added at their own epoch
 while the simulation runs past it (one forward run for requested times after each epoch,
-one backward run for times before). Dense output times are not integrated to one by one:
-the integrator stops only at "nodes" at most ``node_step_days`` apart, and in between the
-state is the two-body (Kepler) motion from the nearest nodes plus a cubic Hermite
-interpolation of the small deviation from it (matched in position and velocity at both
-nodes). ``workers > 1`` splits objects over processes.
+one backward run for times before); epochs off a 0.25-day grid are first moved onto it
+(two-body plus the planets' perturbation, < 1 km). Dense output times are not integrated
+to one by one: the integrator stops only at "nodes" at most ``node_step_days`` apart, and
+in between the state is the two-body (Kepler) motion from the previous node plus a cubic
+Hermite interpolation of the small deviation from it (matched in position and velocity at
+both nodes); objects passing close to the Earth or Moon get finer nodes. ``workers > 1``
+splits objects over processes.
 """
 
 from __future__ import annotations
