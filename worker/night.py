@@ -178,8 +178,9 @@ def _simulate_and_publish(
     store = EphemerisStore.open(store_dir)
     all_ids = _ss_object_ids(orbits.object_id)
     near: set[int] = set()
-    for visit in visits.itertuples(index=False):
-        found = store.query(visit.midpointMjdTai, visit.ra, visit.dec, focal_plane.radius_deg + 0.5)
+    pointings = visits[["midpointMjdTai", "ra", "dec", "rotation"]].to_numpy(dtype=np.float64)
+    for mjd, ra0, dec0, _ in pointings:
+        found = store.query(float(mjd), float(ra0), float(dec0), focal_plane.radius_deg + 0.5)
         near.update(found["ssObjectId"].tolist())
     rows = np.flatnonzero(np.isin(all_ids, np.fromiter(near, dtype=np.int64, count=len(near))))
     _say(f"  propagating the {len(rows)} objects that come near a pointing, at {len(times)} visit times")
@@ -190,11 +191,13 @@ def _simulate_and_publish(
     truth_rows: list[pd.DataFrame] = []
     source_rows: list[pd.DataFrame] = []
     next_source_id = 1
-    for k, visit in enumerate(visits.itertuples(index=False)):
+    visit_ids = visits["visit"].to_numpy(dtype=np.int64)
+    bands = visits["band"].astype(str).to_numpy()
+    for k, (mjd, ra0, dec0, rotation) in enumerate(pointings):
         ra, dec = truth_states.ra_deg[:, k], truth_states.dec_deg[:, k]
         mag = truth_states.v_mag[:, k]
-        det, _, _ = focal_plane.locate(ra, dec, visit.ra, visit.dec, visit.rotation)
-        exposures = focal_plane.exposures(visit.ra, visit.dec, visit.rotation, visit.midpointMjdTai, int(visit.visit))
+        det, _, _ = focal_plane.locate(ra, dec, float(ra0), float(dec0), float(rotation))
+        exposures = focal_plane.exposures(float(ra0), float(dec0), float(rotation), float(mjd), int(visit_ids[k]))
         for exposure in exposures:
             on = np.flatnonzero(det == exposure.detector)
             sim = simulate_detector(
@@ -211,7 +214,7 @@ def _simulate_and_publish(
             record = make_visit_event(
                 visit=exposure.visit,
                 detector=exposure.detector,
-                band=str(visit.band),
+                band=str(bands[k]),
                 midpoint_mjd_tai=exposure.midpointMjdTai,
                 exposure_time_s=30.0,
                 wcs=exposure.wcs,

@@ -26,7 +26,8 @@ def write_plots(
     # 1. The detector with the most associations: its detections, predictions, matches.
     fig, ax = plt.subplots(figsize=(8, 8))
     if len(assoc):
-        visit, detector = assoc.groupby(["visit", "detector"]).size().idxmax()
+        per_detector = assoc.groupby(["visit", "detector"]).size()
+        visit, detector = (int(v) for v in per_detector.index[int(np.argmax(per_detector.to_numpy()))])
         field = sources[(sources["visit"] == visit) & (sources["detector"] == detector)]
         here = assoc[(assoc["visit"] == visit) & (assoc["detector"] == detector)]
         missed = truth[(truth["visit"] == visit) & (truth["detector"] == detector) & ~truth["detected"]]
@@ -66,7 +67,7 @@ def write_plots(
     fig, ax = plt.subplots(figsize=(8, 4.5))
     total = np.array([e["totalMs"] for e in log_events if "totalMs" in e], dtype=float)
     if len(total):
-        ax.hist(total, bins=np.geomspace(max(total.min(), 0.05), total.max() * 1.01 + 0.1, 60))
+        ax.hist(total, bins=list(np.geomspace(max(total.min(), 0.05), total.max() * 1.01 + 0.1, 60)))
         ax.set_xscale("log")
         for q in (50, 99):
             value = np.percentile(total, q)

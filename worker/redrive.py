@@ -72,11 +72,11 @@ def read_dead_letters(
             error = msg.error()
             if error is not None:
                 if error.code() == KafkaError._PARTITION_EOF:
-                    pending.discard(msg.partition())
+                    pending.discard(int(msg.partition() or 0))
                     continue
                 raise RuntimeError(f"reading {topic}: {error}")
             _, record = wire.decode("deadLetter", msg.value())
-            yield DeadLetter(msg.partition(), msg.offset(), record)
+            yield DeadLetter(int(msg.partition() or 0), int(msg.offset() or 0), record)
     finally:
         consumer.close()
 
