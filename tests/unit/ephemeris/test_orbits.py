@@ -296,3 +296,20 @@ def test_real_mpcorb_lines_and_agreement_with_jpl_orbits() -> None:
         )
         prop, _ = nbody.propagate_states(jpl, [61200.0])
         assert np.linalg.norm(prop[0, 0] - tab.pos_au[i]) * 1.495978707e8 < 150.0  # km
+
+
+def test_sorcha_whitespace_and_csv_layouts_agree() -> None:
+    data = Path(__file__).resolve().parents[2] / "data" / "ephemeris"
+    des = O.read_orbits(data / "sorcha_testorb.des")
+    csv = O.read_orbits(data / "sorcha_orbit_com.csv")
+    assert list(des.object_id) == ["S00000t", "S000015", "S000021", "S00002b", "S000044"]
+    assert list(csv.object_id) == list(des.object_id)
+    np.testing.assert_array_equal(des.epoch_mjd_tdb, 54466.0)
+    np.testing.assert_allclose(des.pos_au, csv.pos_au, rtol=1e-11)
+    np.testing.assert_allclose(des.vel_au_per_day, csv.vel_au_per_day, rtol=1e-11)
+    # Perihelion distance and eccentricity survive the trip through the state vector.
+    el = O.cartesian_to_cometary(O.equatorial_to_ecliptic(des.pos_au),
+                                 O.equatorial_to_ecliptic(des.vel_au_per_day), 54466.0)
+    np.testing.assert_allclose(el["q_au"][:2], [0.952105479028, 0.154159694141], rtol=1e-10)
+    np.testing.assert_allclose(el["e"][:2], [0.504888475701, 0.938877338769], atol=1e-10)
+    assert np.isnan(des.h_mag).all()
