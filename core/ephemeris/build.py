@@ -48,7 +48,7 @@ from .chebyshev import (
     segment_index_and_x,
 )
 from .orbits import OrbitTable
-from .sky_index import lonlat_to_cells, merge_entries, pack_entries
+from .sky_index import lonlat_to_cells, merge_entries
 from .store import EphemerisStoreError, sha256_file, write_store_directory
 
 __all__ = [
@@ -316,6 +316,41 @@ def _eval_at(
     return evaluate_segments(coeffs[seg_start + k], x, length)
 
 
+def _eval_grid(
+    coeffs: FloatArray,
+    seg_start: npt.NDArray[np.int64],
+    n_seg: npt.NDArray[np.int64],
+    span: float,
+    times: FloatArray,
+) -> tuple[FloatArray, FloatArray]:
+    """Positions (AU) and d/dt (AU/day) of objects at common times, ``(n, 3, T)`` each.
+
+    Objects with the same number of segments share segment boundaries, so for each such
+    group and each segment the basis is evaluated once and applied to all objects with one
+    ``einsum`` (no per-(object, time) gathers).
+    """
+    n, nt, deg = seg_start.size, times.size, coeffs.shape[-1] - 1
+    pos = np.empty((n, 3, nt))
+    vel = np.empty((n, 3, nt))
+    xyz = np.arange(3)
+    for ns in np.unique(n_seg):
+        objs = np.flatnonzero(n_seg == ns)
+        k, x, length = segment_index_and_x(times, np.full(nt, ns), span)
+        t_basis, d_basis = chebyshev_basis(x, deg)
+        d_basis = d_basis * (2.0 / length)[:, None]
+        for kk in np.unique(k):
+            ts = np.flatnonzero(k == kk)
+            c = coeffs[seg_start[objs] + kk]
+            p_ = np.einsum("mck,tk->mct", c, t_basis[ts])
+            v_ = np.einsum("mck,tk->mct", c, d_basis[ts])
+            if objs.size == n and ts.size == nt:
+                pos[:], vel[:] = p_, v_
+            else:
+                sel = np.ix_(objs, xyz, ts)
+                pos[sel], vel[sel] = p_, v_
+    return pos, vel
+
+
 def _index_chunk(
     coeffs: FloatArray,
     seg_start: npt.NDArray[np.int64],
@@ -330,42 +365,42 @@ def _index_chunk(
     n = seg_start.size
     n_bins = max(1, math.ceil(span / p.index_bin_days - 1e-9))
     bin_len = span / n_bins
-    obs_seg_start = np.zeros(1, np.int64)
+    obs_start, obs_nseg = np.zeros(1, np.int64), np.array([n_obs_seg])
 
-    def apparent(rows: npt.NDArray[np.int64], dt: FloatArray) -> tuple[FloatArray, FloatArray]:
-        pos, vel = _eval_at(coeffs, seg_start[rows], n_seg[rows], span, dt)
-        o_p, o_v = _eval_at(obs_coeffs, obs_seg_start.repeat(dt.size), np.full(dt.size, n_obs_seg), span, dt)
+    def apparent(rows: npt.NDArray[np.int64], times: FloatArray) -> tuple[FloatArray, FloatArray]:
+        pos, vel = _eval_grid(coeffs, seg_start[rows], n_seg[rows], span, times)
+        o_p, o_v = _eval_grid(obs_coeffs, obs_start, obs_nseg, span, times)
         return pos - o_p, vel - o_v
 
-    parts: list[npt.NDArray[np.int64]] = []
-    rows_all = np.arange(n, dtype=np.int64)
-    # 1. upper bound of the angular rate per object and bin: |v| / rho at 5 points per bin,
-    #    times 1.5 for variation between them (checked against brute force in the tests)
-    probe = np.linspace(0.0, 1.0, 5)
-    bins = np.arange(n_bins)
-    t_probe = (bins[:, None] + probe[None, :]) * bin_len  # (n_bins, 5)
-    rr = np.repeat(rows_all, t_probe.size)
-    tt = np.tile(t_probe.ravel(), n)
-    topo, vel = apparent(rr, tt)
-    rate = np.linalg.norm(vel, axis=1) / np.linalg.norm(topo, axis=1)  # rad/day
-    rate_max = np.degrees(rate.reshape(n, n_bins, probe.size).max(axis=2)) * 1.5 + 1e-3
-    # 2. samples per bin so that rate_max * spacing / 2 <= pad; group by power-of-two count
+    # 1. upper bound of the angular rate per object and bin: |v| / rho at 5 points per bin
+    #    (ends shared), times 1.5 for variation between them (checked against brute force
+    #    in the tests)
+    probes = 4
+    topo, vel = apparent(np.arange(n), np.linspace(0.0, span, n_bins * probes + 1))
+    rate = np.linalg.norm(vel, axis=1) / np.linalg.norm(topo, axis=1)  # rad/day, (n, T)
+    per_bin = np.maximum(rate[:, :-1].reshape(n, n_bins, probes).max(axis=2), rate[:, probes::probes])
+    rate_max = np.degrees(per_bin.max(axis=1)) * 1.5 + 1e-3  # deg/day, per object
+    # 2. samples per bin so that rate_max * spacing / 2 <= pad, a power of two per object
     n_int = np.ceil(rate_max * bin_len / (2.0 * p.index_pad_deg)).astype(np.int64)
     n_int = 1 << np.ceil(np.log2(np.maximum(n_int, 1))).astype(np.int64)
+    npix = 12 * p.index_nside**2
+    parts: list[npt.NDArray[np.int64]] = []
     for m in np.unique(n_int):
-        obj, b = np.nonzero(n_int == m)
-        frac = np.linspace(0.0, 1.0, int(m) + 1)
-        for start in range(0, obj.size, 200_000 // (int(m) + 1) + 1):  # bound memory for NEOs
-            o = obj[start : start + 200_000 // (int(m) + 1) + 1]
-            bb = b[start : start + o.size]
-            t = ((bb[:, None] + frac[None, :]) * bin_len).ravel()
-            t = np.minimum(t, span)
-            orow = np.repeat(o, frac.size)
-            topo, _ = apparent(orow, t)
+        m = int(m)
+        group = np.flatnonzero(n_int == m)
+        times = np.linspace(0.0, span, n_bins * m + 1)
+        # sample j*m .. (j+1)*m of the grid belong to bin j (boundary samples to both)
+        in_bin = np.arange(n_bins)[:, None] * m + np.arange(m + 1)[None, :]
+        step = max(1, 2_000_000 // times.size)  # bound memory for fast objects
+        for i in range(0, group.size, step):
+            rows = group[i : i + step]
+            topo, _ = apparent(rows, times)
             ra = np.degrees(np.arctan2(topo[:, 1], topo[:, 0]))
-            dec = np.degrees(np.arcsin(topo[:, 2] / np.linalg.norm(topo, axis=1)))
-            cells = lonlat_to_cells(ra, dec, p.index_nside)
-            parts.append(pack_entries(np.repeat(bb, frac.size), cells, orow + row0, p.index_nside))
+            dec = np.degrees(np.arcsin(np.clip(topo[:, 2] / np.linalg.norm(topo, axis=1), -1.0, 1.0)))
+            cells = lonlat_to_cells(ra.ravel(), dec.ravel(), p.index_nside).reshape(rows.size, -1)
+            keys = np.arange(n_bins)[None, :, None] * npix + cells[:, in_bin]  # (rows, bins, m+1)
+            packed = (keys << 31) | (rows + row0)[:, None, None]
+            parts.append(np.unique(packed))
     return np.unique(np.concatenate(parts)) if parts else np.empty(0, np.int64)
 
 
