@@ -18,7 +18,7 @@ from numpy.typing import NDArray
 from .exposure import Exposure
 from .geometry import radec_from_unit_vectors_deg, unit_vectors
 
-__all__ = ["DetectorSimulation", "night_pointings", "simulate_detector"]
+__all__ = ["DetectorSimulation", "night_pointings", "offset_positions", "simulate_detector"]
 
 _OBLIQUITY_J2000_DEG = 23.4392911
 _SECONDS_PER_VISIT = 34.0  # 30 s exposure + readout/slew, Rubin-like cadence
@@ -123,7 +123,7 @@ def simulate_detector(
 
     d = np.flatnonzero(detected)
     east, north = rng.normal(size=(2, len(d))) * sigma_arcsec[d] / np.sqrt(2)
-    det_ra, det_dec = _offset(ra[d], dec[d], east, north)
+    det_ra, det_dec = offset_positions(ra[d], dec[d], east, north)
     field_x = rng.uniform(-0.5, exposure.width - 0.5, n_field_sources)
     field_y = rng.uniform(-0.5, exposure.height - 0.5, n_field_sources)
     field_ra, field_dec = exposure.pixel_to_sky_deg(field_x, field_y)
@@ -167,10 +167,10 @@ def _on_detector(exposure: Exposure, ra_deg: NDArray[np.float64], dec_deg: NDArr
     return mask
 
 
-def _offset(
+def offset_positions(
     ra_deg: NDArray[np.float64], dec_deg: NDArray[np.float64], east_arcsec: NDArray, north_arcsec: NDArray
 ) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-    """Move positions by small (east, north) offsets on the tangent plane."""
+    """Move positions by small (east, north) offsets in arcsec on the tangent plane."""
     v = unit_vectors(ra_deg, dec_deg)
     ra, dec = np.radians(ra_deg), np.radians(dec_deg)
     e = np.stack((-np.sin(ra), np.cos(ra), np.zeros_like(ra)), axis=-1)

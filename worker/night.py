@@ -35,7 +35,7 @@ from ssassoc.core.ephemeris.nbody import observe
 from ssassoc.core.ephemeris.population import generate_population
 from ssassoc.core.ephemeris.store import EphemerisStore
 from ssassoc.core.focal_plane import rubin_like_focal_plane
-from ssassoc.core.simulation import night_pointings, simulate_detector
+from ssassoc.core.simulation import night_pointings, offset_positions, simulate_detector
 
 from . import wire
 from .broker import LocalBroker, create_topics
@@ -59,6 +59,9 @@ class NightConfig:
     """Detectors simulated per visit (default: all 189; ``CENTRAL_RAFT`` is 9 of them)."""
     n_field_sources: int = 400
     """Unrelated sources (stars, transients, artefacts) per detector."""
+    orbit_error_arcsec: float = 0.3
+    """1-sigma along-track error of the catalogue orbits (cross-track: a sixth of it); 3 % of
+    the objects have errors ten times larger. The truth sky is displaced by it, the store not."""
     start_mjd_tai: float = 60810.05
     seed: int = 1
     workers: int = 2
@@ -186,6 +189,7 @@ def _simulate_and_publish(
     _say(f"  propagating the {len(rows)} objects that come near a pointing, at {len(times)} visit times")
     truth_states = observe(orbits.take(rows), times, "X05", workers=config.workers)
     object_ids = all_ids[rows]
+    truth_ra, truth_dec = _with_orbit_errors(truth_states, config.orbit_error_arcsec, rng)
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True})
     event_rows: list[dict[str, Any]] = []
     truth_rows: list[pd.DataFrame] = []
@@ -194,7 +198,7 @@ def _simulate_and_publish(
     visit_ids = visits["visit"].to_numpy(dtype=np.int64)
     bands = visits["band"].astype(str).to_numpy()
     for k, (mjd, ra0, dec0, rotation) in enumerate(pointings):
-        ra, dec = truth_states.ra_deg[:, k], truth_states.dec_deg[:, k]
+        ra, dec = truth_ra[:, k], truth_dec[:, k]
         mag = truth_states.v_mag[:, k]
         det, _, _ = focal_plane.locate(ra, dec, float(ra0), float(dec0), float(rotation))
         exposures = focal_plane.exposures(float(ra0), float(dec0), float(rotation), float(mjd), int(visit_ids[k]))
@@ -244,6 +248,27 @@ def _simulate_and_publish(
     truth = pd.concat(truth_rows, ignore_index=True) if truth_rows else pd.DataFrame()
     sources = pd.concat(source_rows, ignore_index=True) if source_rows else pd.DataFrame()
     return pd.DataFrame(event_rows), truth, sources
+
+
+def _with_orbit_errors(states: Any, sigma_arcsec: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """True sky positions = catalogue ephemeris + each object's orbit error, mostly along track.
+
+    Catalogue orbits are wrong mainly in where the object is along its path (a timing
+    error), so the displacement follows the direction of motion; it is fixed per object
+    over one night.
+    """
+    n_obj, n_t = states.ra_deg.shape
+    scale = np.where(rng.random(n_obj) < 0.03, 10.0, 1.0) * sigma_arcsec
+    along = rng.normal(0.0, 1.0, n_obj) * scale
+    cross = rng.normal(0.0, 1.0, n_obj) * scale / 6.0
+    rate_ra, rate_dec = states.ra_rate_deg_per_day, states.dec_rate_deg_per_day
+    speed = np.hypot(rate_ra, rate_dec)
+    unit_ra = np.where(speed > 0, rate_ra / np.where(speed > 0, speed, 1.0), 1.0)
+    unit_dec = np.where(speed > 0, rate_dec / np.where(speed > 0, speed, 1.0), 0.0)
+    east = along[:, None] * unit_ra - cross[:, None] * unit_dec
+    north = along[:, None] * unit_dec + cross[:, None] * unit_ra
+    ra, dec = offset_positions(states.ra_deg.ravel(), states.dec_deg.ravel(), east.ravel(), north.ravel())
+    return ra.reshape(n_obj, n_t), dec.reshape(n_obj, n_t)
 
 
 def _ss_object_ids(object_id: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 def test_reduced_night_end_to_end(tmp_path):
     config = NightConfig(
         out_dir=tmp_path / "night", n_objects=60_000, n_fields=1, detectors=tuple(range(0, 189, 3)),
-        n_field_sources=150, timeout_s=240,
+        n_field_sources=150, timeout_s=240, orbit_error_arcsec=0.1,
     )  # fmt: skip
     summary = run_night(config)
     assert summary["events"] == 2 * len(config.detectors)
