@@ -69,9 +69,12 @@ FloatArray = npt.NDArray[np.float64]
 __all__ = [
     "ObservedStates",
     "PropagationConfig",
+    "elongation_deg",
     "light_time_correct",
+    "observables_from_states",
     "observe",
     "propagate_states",
+    "sky_position_and_rates",
 ]
 
 
@@ -621,6 +624,37 @@ class ObservedStates:
     v_mag: FloatArray
 
 
+def sky_position_and_rates(
+    topo_pos_au: FloatArray, topo_vel_au_per_day: FloatArray
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """RA, Dec (deg) of observer-to-object vectors ``[..., 3]`` (ICRS) and their rates
+    ``(dRA/dt cos Dec, dDec/dt)`` in deg/day from the vectors' time derivatives (any
+    consistent length and time units)."""
+    rho = np.asarray(topo_pos_au, np.float64)
+    rho_dot = np.asarray(topo_vel_au_per_day, np.float64)
+    rng = np.linalg.norm(rho, axis=-1)
+    ra = np.degrees(np.arctan2(rho[..., 1], rho[..., 0])) % 360.0
+    dec = np.degrees(np.arcsin(np.clip(rho[..., 2] / rng, -1.0, 1.0)))
+    ra_r, dec_r = np.radians(ra), np.radians(dec)
+    # Rates are the velocity components along the local east and north unit vectors.
+    e_ra = np.stack([-np.sin(ra_r), np.cos(ra_r), np.zeros_like(ra_r)], axis=-1)
+    e_dec = np.stack(
+        [-np.sin(dec_r) * np.cos(ra_r), -np.sin(dec_r) * np.sin(ra_r), np.cos(dec_r)], axis=-1
+    )
+    ra_rate = np.degrees(np.sum(rho_dot * e_ra, axis=-1) / rng)
+    dec_rate = np.degrees(np.sum(rho_dot * e_dec, axis=-1) / rng)
+    return ra, dec, ra_rate, dec_rate
+
+
+def elongation_deg(obs_helio_pos_au: FloatArray, topo_pos_au: FloatArray) -> FloatArray:
+    """Solar elongation (deg): angle at the observer between the Sun and the object, from
+    the observer's heliocentric position and the observer-to-object vector, ``[..., 3]``."""
+    to_sun = -np.asarray(obs_helio_pos_au, np.float64)
+    rho = np.asarray(topo_pos_au, np.float64)
+    cross = np.linalg.norm(np.cross(to_sun, rho), axis=-1)
+    return np.asarray(np.degrees(np.arctan2(cross, np.sum(to_sun * rho, axis=-1))), np.float64)
+
+
 def observables_from_states(
     orbits: OrbitTable,
     helio_pos_au: FloatArray,
@@ -646,19 +680,10 @@ def observables_from_states(
     rdot0 = np.sum(rho * (v_obj_bary - obs_bary_v[None]), axis=-1) / rng
     tau_dot = rdot0 / C_AU_PER_DAY / (1.0 + np.sum(rho * v_obj_bary, axis=-1) / rng / C_AU_PER_DAY)
     rho_dot = v_obj_bary * (1.0 - tau_dot)[..., None] - obs_bary_v[None]
-    ra = np.degrees(np.arctan2(rho[..., 1], rho[..., 0])) % 360.0
-    dec = np.degrees(np.arcsin(np.clip(rho[..., 2] / rng, -1.0, 1.0)))
-    ra_r, dec_r = np.radians(ra), np.radians(dec)
-    e_ra = np.stack([-np.sin(ra_r), np.cos(ra_r), np.zeros_like(ra_r)], axis=-1)
-    e_dec = np.stack([-np.sin(dec_r) * np.cos(ra_r), -np.sin(dec_r) * np.sin(ra_r), np.cos(dec_r)], axis=-1)
-    ra_rate = np.degrees(np.sum(rho_dot * e_ra, axis=-1) / rng)
-    dec_rate = np.degrees(np.sum(rho_dot * e_dec, axis=-1) / rng)
+    ra, dec, ra_rate, dec_rate = sky_position_and_rates(rho, rho_dot)
     helio_r = np.linalg.norm(p_emit, axis=-1)
     phase = phase_angle_deg(p_emit, rho)
-    # Elongation: angle at the observer between the Sun and the object.
-    to_sun = -obs_helio_p[None]
-    cosang = np.sum(to_sun * rho, axis=-1) / (np.linalg.norm(to_sun, axis=-1) * rng)
-    elong = np.degrees(np.arccos(np.clip(cosang, -1.0, 1.0)))
+    elong = elongation_deg(np.broadcast_to(obs_helio_p[None], rho.shape), rho)
     vmag = v_magnitude(orbits.h_mag[:, None], orbits.g_slope[:, None], helio_r, rng, phase)
     return ObservedStates(
         object_id=orbits.object_id,

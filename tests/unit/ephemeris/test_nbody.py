@@ -198,3 +198,28 @@ def test_observe_with_workers_matches_one_process(sample: OrbitTable) -> None:
     np.testing.assert_array_equal(two.object_id, one.object_id)
     np.testing.assert_allclose(two.obs_helio_pos_au, one.obs_helio_pos_au)
     np.testing.assert_allclose(two.v_mag, one.v_mag)
+
+
+def test_geometry_known_answer_rubin_2003_yf26() -> None:
+    # Rubin's association test vector, stated as verified against JPL Horizons (science.md):
+    # heliocentric and topocentric states of 2003 YF26 (AU, km/s) and the expected values.
+    helio = np.array([-2.03972984386492, -0.754159365265218, -0.09916618480505775])
+    helio_v = np.array([6.451686836410149, -17.36829941588102, -9.013339853647382])
+    topo = np.array([-1.2867480491014316, -0.1395377271885233, 0.16727378829681566])
+    topo_v = np.array([-13.061265792221151, 3.5105145303033005, -0.11752881599981002])
+    km_s = AU_KM / 86400.0  # km/s per AU/day
+    ra, dec, ra_rate, dec_rate = nbody.sky_position_and_rates(topo, topo_v / km_s)
+    assert ra == pytest.approx(186.18909260549128, abs=1e-9)
+    assert dec == pytest.approx(7.364065668224215, abs=1e-9)
+    # Rubin's expected rates come from its ephemeris service, not from these vectors; they
+    # agree with the vectors' angular velocity to 3e-4 (1.5e-5 deg/day).
+    assert ra_rate == pytest.approx(-0.1242177608944433, rel=3e-4)
+    assert dec_rate == pytest.approx(-0.0439180553471223, rel=3e-4)
+    from ssassoc.core.ephemeris.magnitudes import phase_angle_deg
+
+    assert phase_angle_deg(helio, topo) == pytest.approx(17.248719450313473, abs=1e-9)
+    assert nbody.elongation_deg(helio - topo, topo) == pytest.approx(140.17164534286258, abs=1e-9)
+    assert np.linalg.norm(helio) == pytest.approx(2.1769446746252505, abs=1e-12)
+    assert np.linalg.norm(topo) == pytest.approx(1.3050562591039694, abs=1e-12)
+    assert topo @ topo_v / np.linalg.norm(topo) == pytest.approx(12.487622241678675, rel=1e-9)
+    assert helio @ helio_v / np.linalg.norm(helio) == pytest.approx(0.3824562080346701, rel=1e-9)
