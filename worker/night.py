@@ -22,6 +22,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -62,6 +63,8 @@ class NightConfig:
     orbit_error_arcsec: float = 0.3
     """1-sigma along-track error of the catalogue orbits (cross-track: a sixth of it); 3 % of
     the objects have errors ten times larger. The truth sky is displaced by it, the store not."""
+    visit_interval_s: float = 1.0
+    """Seconds between published visits (Rubin: ~34 s; the demo runs a time-lapse)."""
     start_mjd_tai: float = 60810.05
     seed: int = 1
     workers: int = 2
@@ -116,21 +119,33 @@ def run_night(config: NightConfig) -> dict[str, Any]:
         build_s = time.perf_counter() - t0
 
         _say(f"[3/5] simulating {len(visits)} visits x {len(config.detectors)} detectors (truth: exact N-body)")
-        events, truth, sources = _simulate_and_publish(config, visits, orbits, store_dir, broker.bootstrap, rng)
+        events, payloads, truth, sources = _simulate(config, visits, orbits, store_dir, rng)
 
-        _say("[4/5] running the worker (ssassoc worker) until every event is processed")
+        _say(
+            f"[4/5] running the worker (ssassoc worker) and publishing the visits, one every "
+            f"{config.visit_interval_s:g} s (time-lapse of Rubin's ~34 s)"
+        )
         worker = _start_worker(config, broker.bootstrap, store_dir, out)
+        _wait_for_assignment(out / "worker.log", worker, timeout_s=120.0)
+        publisher = threading.Thread(
+            target=_publish_paced, args=(config, broker.bootstrap, events, payloads), daemon=True
+        )
+        publisher.start()
         outputs = _collect_outputs(config, broker.bootstrap, events, worker)
+        publisher.join(timeout=60)
         _stop(worker)
         worker_exit = worker.returncode
         worker = None
 
         _say("[5/5] summary and plots")
-        summary = _summarise(config, events, truth, outputs, build_s, worker_exit)
-        (out / "summary.json").write_text(json.dumps(summary, indent=2))
+        end_to_end_ms = _end_to_end_latency_ms(events, sources, outputs)
+        summary = _summarise(config, events, truth, outputs, build_s, worker_exit, end_to_end_ms)
         from .night_plots import write_plots
 
-        summary["plots"] = write_plots(out, sources, truth, outputs, _worker_log_events(out / "worker.log"))
+        summary["plots"] = write_plots(
+            out, sources, truth, outputs, _worker_log_events(out / "worker.log"), end_to_end_ms
+        )
+        (out / "summary.json").write_text(json.dumps(summary, indent=2))
         _print_summary(summary, out)
         return summary
     finally:
@@ -160,18 +175,17 @@ def _progress_bar(label: str) -> Any:
     return update
 
 
-def _simulate_and_publish(
+def _simulate(
     config: NightConfig,
     visits: pd.DataFrame,
     orbits: Any,
     store_dir: Path,
-    bootstrap: str,
     rng: np.random.Generator,
-) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Truth positions of every object at every visit, detector events, published in time order.
+) -> tuple[pd.DataFrame, list[tuple[bytes, bytes]], pd.DataFrame, pd.DataFrame]:
+    """Truth positions of every object at every visit and the detector events, in time order.
 
-    Returns (events, truth, sources), the last two with ``visit`` and ``detector`` columns."""
-    from confluent_kafka import Producer
+    Returns (events, their (key, value) payloads, truth, sources); the last two have
+    ``visit`` and ``detector`` columns."""
 
     times = visits["midpointMjdTai"].to_numpy()
     focal_plane = rubin_like_focal_plane().subset(list(config.detectors))
@@ -190,8 +204,8 @@ def _simulate_and_publish(
     truth_states = observe(orbits.take(rows), times, "X05", workers=config.workers)
     object_ids = all_ids[rows]
     truth_ra, truth_dec = _with_orbit_errors(truth_states, config.orbit_error_arcsec, rng)
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True})
     event_rows: list[dict[str, Any]] = []
+    payloads: list[tuple[bytes, bytes]] = []
     truth_rows: list[pd.DataFrame] = []
     source_rows: list[pd.DataFrame] = []
     next_source_id = 1
@@ -226,28 +240,63 @@ def _simulate_and_publish(
                 height=exposure.height,
                 sources=sim.sources,
             )
-            value = wire.encode("visitEvent", record)
-            producer.produce(config.topics["input"], key=f"{exposure.visit}-{exposure.detector}".encode(), value=value)
-            producer.poll(0)
+            payloads.append((f"{exposure.visit}-{exposure.detector}".encode(), wire.encode("visitEvent", record)))
             event_rows.append(
                 {
                     "visit": exposure.visit,
+                    "visit_index": k,
                     "detector": exposure.detector,
                     "n_sources": len(sim.sources),
                     "n_truth": len(sim.truth),
-                    "produced_at": time.time(),
                 }
             )
             truth_rows.append(sim.truth.assign(visit=exposure.visit, detector=exposure.detector))
             source_rows.append(
                 sim.sources[["diaSourceId", "ra", "dec"]].assign(visit=exposure.visit, detector=exposure.detector)
             )
-    remaining = producer.flush(60)
-    if remaining:
-        raise RuntimeError(f"{remaining} visit events were not delivered to the broker")
     truth = pd.concat(truth_rows, ignore_index=True) if truth_rows else pd.DataFrame()
     sources = pd.concat(source_rows, ignore_index=True) if source_rows else pd.DataFrame()
-    return pd.DataFrame(event_rows), truth, sources
+    events = pd.DataFrame(event_rows)
+    events["produced_at"] = np.nan
+    return events, payloads, truth, sources
+
+
+def _publish_paced(
+    config: NightConfig, bootstrap: str, events: pd.DataFrame, payloads: list[tuple[bytes, bytes]]
+) -> None:
+    """Publish the events visit by visit, one visit every ``visit_interval_s`` (in a thread)."""
+    from confluent_kafka import Producer
+
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 2, "enable.idempotence": True})
+    start = time.monotonic()
+    produced_at = np.full(len(events), np.nan)
+    visit_index = events["visit_index"].to_numpy()
+    for k in np.unique(visit_index):
+        delay = start + k * config.visit_interval_s - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        for i in np.flatnonzero(visit_index == k):
+            key, value = payloads[i]
+            produced_at[i] = time.time()
+            producer.produce(config.topics["input"], key=key, value=value)
+            producer.poll(0)
+        producer.flush(30)
+    remaining = producer.flush(60)
+    events["produced_at"] = produced_at
+    if remaining:
+        raise RuntimeError(f"{remaining} visit events were not delivered to the broker")
+
+
+def _wait_for_assignment(log: Path, worker: subprocess.Popen[bytes], timeout_s: float) -> None:
+    """Wait until the worker owns its partitions (the first group join takes a few seconds)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if worker.poll() is not None:
+            raise RuntimeError(f"the worker exited at start-up with status {worker.returncode}; see {log}")
+        if log.exists() and "partitions assigned" in log.read_text(errors="replace"):
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"the worker did not join its group within {timeout_s} s; see {log}")
 
 
 def _with_orbit_errors(states: Any, sigma_arcsec: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -384,6 +433,7 @@ def _summarise(
     outputs: pd.DataFrame,
     build_s: float,
     worker_exit: int | None,
+    end_to_end_ms: np.ndarray,
 ) -> dict[str, Any]:
     detected = truth[truth["detected"]] if len(truth) else truth
     matched = (
@@ -397,6 +447,11 @@ def _summarise(
     predicted = int(sum(e.get("nPredicted", 0) for e in log_events))
     latency_ms = [float(e["totalMs"]) for e in log_events if "totalMs" in e]
     span_s = (events["produced_at"].max() - events["produced_at"].min()) if len(events) else 0.0
+    stamps = [e["timestamp"] for e in log_events if "timestamp" in e]
+    busy_s = (
+        (pd.Timestamp(max(stamps)) - pd.Timestamp(min(stamps))).total_seconds() if len(stamps) > 1 else float("nan")
+    )
+    worker_ms = np.sum(latency_ms) if latency_ms else 0.0
     return {
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(config).items()},
         "events": len(events),
@@ -415,7 +470,28 @@ def _summarise(
         "worker_processing_ms_p50": float(np.percentile(latency_ms, 50)) if latency_ms else None,
         "worker_processing_ms_p99": float(np.percentile(latency_ms, 99)) if latency_ms else None,
         "worker_exit_status": worker_exit,
+        "end_to_end_latency_ms": _percentiles(end_to_end_ms),
+        "worker_events_per_s_while_busy": len(log_events) / (worker_ms / 1e3) if worker_ms else None,
+        "worker_span_s": busy_s,
     }
+
+
+def _percentiles(values: np.ndarray) -> dict[str, float] | None:
+    if len(values) == 0:
+        return None
+    return {f"p{q}": float(np.percentile(values, q)) for q in (50, 90, 99)} | {"max": float(np.max(values))}
+
+
+def _end_to_end_latency_ms(events: pd.DataFrame, sources: pd.DataFrame, outputs: pd.DataFrame) -> np.ndarray:
+    """Per ssSource: its Kafka timestamp (set when the worker produced it) minus the time its
+    visit event was produced (same machine clock)."""
+    if len(outputs) == 0:
+        return np.zeros(0)
+    origin = sources[["diaSourceId", "visit", "detector"]].merge(
+        events[["visit", "detector", "produced_at"]], on=["visit", "detector"]
+    )
+    joined = outputs[["diaSourceId", "received_at"]].merge(origin, on="diaSourceId")
+    return ((joined["received_at"] - joined["produced_at"]) * 1e3).to_numpy(dtype=np.float64)
 
 
 def _worker_log_events(path: Path) -> list[dict[str, Any]]:
@@ -445,7 +521,16 @@ def _print_summary(summary: dict[str, Any], out: Path) -> None:
     if summary["worker_processing_ms_p50"] is not None:
         _say(
             f"worker time per event: p50 {summary['worker_processing_ms_p50']:.2f} ms, "
-            f"p99 {summary['worker_processing_ms_p99']:.2f} ms"
+            f"p99 {summary['worker_processing_ms_p99']:.2f} ms; "
+            f"{summary['worker_events_per_s_while_busy']:.0f} events/s while busy"
+        )
+    if summary["end_to_end_latency_ms"] is not None:
+        lat = summary["end_to_end_latency_ms"]
+        per_visit = summary["events"] // max(summary["visits"], 1)
+        _say(
+            f"latency, visit event produced -> ssSource produced: p50 {lat['p50']:.0f} ms, "
+            f"p90 {lat['p90']:.0f} ms, p99 {lat['p99']:.0f} ms (a visit's {per_visit} events "
+            "arrive at once and queue behind each other)"
         )
     _say(
         f"outputs in {out.resolve()}: summary.json, worker.log, broker.log, store/, "
