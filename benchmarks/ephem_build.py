@@ -96,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
           f"workers {args.workers}: {total:.1f} s = {rate:.0f} obj/s ({rate / args.workers:.0f} per worker); "
           f"1.3 M would take {res['extrapolated_1p3M_minutes']:.1f} min")  # fmt: skip
     print("stages (s): " + ", ".join(f"{k} {v:.1f}" for k, v in stages.items())
-          + (f"; of which N-body sampling {sampler.seconds:.1f} s in {sampler.calls} calls" if args.workers == 1 else ""))
+          + (f"; of which N-body sampling {sampler.seconds:.1f} s in {sampler.calls} calls"
+             if args.workers == 1 else ""))
     print(f"fit: worst {fit['worst_error_mas']:.4f} mas ({fit['worst_object']}), p99 {fit['p99_error_mas']:.4f}, "
           f"median {fit['median_error_mas']:.5f} mas; objects per level {fit['objects_per_level']}; "
           f"store {size / 2**20:.1f} MiB")  # fmt: skip
