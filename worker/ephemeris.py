@@ -111,9 +111,15 @@ class TableEphemerisProvider:
 
 
 def open_provider(path: str | Path) -> Any:
-    """The ephemeris store at ``path`` (or, for a ``.csv`` file, a fixed table)."""
+    """The ephemeris store at ``path``; for a directory of stores (daily builds), a
+    :class:`~ssassoc.worker.store_rotation.StoreDirectoryProvider` choosing per exposure;
+    for a ``.csv`` file, a fixed table."""
     path = Path(path)
     if path.suffix == ".csv":
         return TableEphemerisProvider.from_csv(path)
+    from .store_rotation import StoreDirectoryProvider, is_store_directory
+
+    if path.is_dir() and not is_store_directory(path) and any(is_store_directory(c) for c in path.iterdir()):
+        return StoreDirectoryProvider(path)
     store = importlib.import_module("ssassoc.core.ephemeris.store")
     return store.EphemerisStore.open(path)

@@ -201,7 +201,8 @@ def _simulate(
         near.update(found["ssObjectId"].tolist())
     rows = np.flatnonzero(np.isin(all_ids, np.fromiter(near, dtype=np.int64, count=len(near))))
     _say(f"  propagating the {len(rows)} objects that come near a pointing, at {len(times)} visit times")
-    truth_states = observe(orbits.take(rows), times, "X05", workers=config.workers)
+    # One process: a few thousand objects, and no fork from a process that may hold Kafka threads.
+    truth_states = observe(orbits.take(rows), times, "X05", workers=1)
     object_ids = all_ids[rows]
     truth_ra, truth_dec = _with_orbit_errors(truth_states, config.orbit_error_arcsec, rng)
     event_rows: list[dict[str, Any]] = []

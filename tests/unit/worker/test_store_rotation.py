@@ -64,3 +64,11 @@ def test_a_broken_manifest_is_skipped(tmp_path, orbits):
     (tmp_path / "bad" / "manifest.json").write_text(json.dumps({"format": "something else"}))
     provider = StoreDirectoryProvider(tmp_path)
     assert [s[3].split("/")[-1] for s in provider.spans] == ["good"]
+
+
+def test_the_worker_opens_a_directory_of_stores_as_one(tmp_path, orbits):
+    from ssassoc.worker.ephemeris import open_provider
+
+    build(orbits, tmp_path, "day1", 60810.0, 60811.0)
+    assert isinstance(open_provider(tmp_path), StoreDirectoryProvider)
+    assert not isinstance(open_provider(tmp_path / "day1"), StoreDirectoryProvider)
