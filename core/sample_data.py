@@ -64,11 +64,15 @@ def synthetic_field(
     midpoint_mjd_tai: float = 60800.1,
     visit: int = 1,
     detector: int = 42,
+    rng: np.random.Generator | None = None,
+    first_object_id: int | None = None,
+    first_source_id: int | None = None,
 ) -> SyntheticField:
     """A detector-sized field: ``n_objects`` predicted objects (some just off the chip),
     their detections with astrometric noise (a fraction missed), plus unrelated sources
-    up to ``n_sources`` in all."""
-    rng = np.random.default_rng(seed)
+    up to ``n_sources`` in all. Ids are random unless ``first_object_id`` /
+    ``first_source_id`` ask for consecutive ones; ``rng`` (if given) replaces ``seed``."""
+    rng = np.random.default_rng(seed) if rng is None else rng
     wcs = make_tan_wcs(ra_deg, dec_deg, width, height, pixel_scale_arcsec)
     exposure = Exposure(
         wcs=wcs, width=width, height=height, midpointMjdTai=midpoint_mjd_tai,
@@ -98,7 +102,10 @@ def synthetic_field(
     rate_ra = np.degrees(np.einsum("ij,ij->i", topo_v, east) * rad_per_day)
     rate_dec = np.degrees(np.einsum("ij,ij->i", topo_v, north) * rad_per_day)
 
-    ss_object_id = np.sort(10**15 + rng.choice(10**9, n_objects, replace=False))
+    if first_object_id is None:
+        ss_object_id = np.sort(10**15 + rng.choice(10**9, n_objects, replace=False))
+    else:
+        ss_object_id = first_object_id + np.arange(n_objects)
     objects = pd.DataFrame(
         {
             "ssObjectId": ss_object_id.astype(np.int64),
@@ -132,7 +139,10 @@ def synthetic_field(
     )
     ra = np.concatenate((det_ra, field_ra))
     dec = np.concatenate((det_dec, field_dec))
-    ids = (10**12 + rng.choice(10**8, len(ra), replace=False)).astype(np.int64)
+    if first_source_id is None:
+        ids = (10**12 + rng.choice(10**8, len(ra), replace=False)).astype(np.int64)
+    else:
+        ids = first_source_id + rng.permutation(len(ra)).astype(np.int64)
     order = rng.permutation(len(ra))
     sources = pd.DataFrame(
         {

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ssassoc.core import Exposure
-from ssassoc.core.sample_data import make_tan_wcs
+from ssassoc.core.sample_data import synthetic_field
 
 from . import wire
 from .ephemeris import TableEphemerisProvider
@@ -26,7 +26,6 @@ from .events import make_visit_event
 
 __all__ = ["SampleEvent", "SampleField", "SampleStream", "sample_field", "sample_stream"]
 
-AU_KM = 149_597_870.7
 
 
 @dataclass(frozen=True)
@@ -52,63 +51,21 @@ def sample_field(
     first_object_id: int = 10**15,
     first_source_id: int = 10**12,
 ) -> SampleField:
-    """One detector image: objects (10 % just off the chip), 90 % detected, plus field sources."""
-    exposure = Exposure(
-        wcs=make_tan_wcs(ra_deg, dec_deg, width, height, 0.2), width=width, height=height,
-        midpointMjdTai=midpoint_mjd_tai, observatory="X05", visit=visit, detector=detector,
+    """One detector image (:func:`ssassoc.core.sample_data.synthetic_field`) with consecutive
+    ids, plus the ``snr``, ``x``, ``y`` columns a real DiaSource table carries."""
+    field = synthetic_field(
+        rng=rng, n_sources=n_sources, n_objects=n_objects, ra_deg=ra_deg, dec_deg=dec_deg, width=width,
+        height=height, midpoint_mjd_tai=midpoint_mjd_tai, visit=visit, detector=detector,
+        first_object_id=first_object_id, first_source_id=first_source_id,
     )  # fmt: skip
-    x = rng.uniform(0, width - 1, n_objects)
-    y = rng.uniform(0, height - 1, n_objects)
-    n_off = n_objects // 10
-    x[:n_off] = -rng.uniform(60, 200, n_off)
-    eph_ra, eph_dec = exposure.pixel_to_sky_deg(x, y)
-    ra_r, dec_r = np.radians(eph_ra), np.radians(eph_dec)
-    direction = np.stack((np.cos(dec_r) * np.cos(ra_r), np.cos(dec_r) * np.sin(ra_r), np.sin(dec_r)), -1)
-    east = np.stack((-np.sin(ra_r), np.cos(ra_r), np.zeros(n_objects)), -1)
-    north = np.cross(direction, east)
-    distance_au = np.exp(rng.uniform(np.log(0.3), np.log(40.0), n_objects))
-    observer = np.array([0.6, -0.75, -0.3])  # heliocentric observer [AU], ~0.98 AU
-    topo = direction * distance_au[:, None]
-    helio = observer + topo
-    topo_v = rng.normal(0.0, 15.0, (n_objects, 3))  # [km/s]
-    helio_v = topo_v + np.array([20.0, 16.0, 7.0])
-    deg_per_day = np.degrees(86_400.0 / (distance_au * AU_KM))
-    objects = pd.DataFrame({
-        "ssObjectId": first_object_id + np.arange(n_objects, dtype=np.int64),
-        "designation": [f"2026 S{chr(65 + i % 25)}{i}" for i in range(n_objects)],
-        "ephRa": eph_ra, "ephDec": eph_dec,
-        "ephRateRa": np.einsum("ij,ij->i", topo_v, east) * deg_per_day,
-        "ephRateDec": np.einsum("ij,ij->i", topo_v, north) * deg_per_day,
-        **{f"helio_{a}": helio[:, i] for i, a in enumerate("xyz")},
-        **{f"topo_{a}": topo[:, i] for i, a in enumerate("xyz")},
-        **{f"helio_v{a}": helio_v[:, i] for i, a in enumerate("xyz")},
-        **{f"topo_v{a}": topo_v[:, i] for i, a in enumerate("xyz")},
-        "ephVmag": rng.uniform(16.0, 24.5, n_objects),
-        "ephUncertainty": np.full(n_objects, 0.2),
-    })  # fmt: skip
-    detected = np.flatnonzero((np.arange(n_objects) >= n_off) & (rng.random(n_objects) < 0.9))
-    noise_deg = rng.normal(0.0, 0.1 / 3600.0, (len(detected), 2))
-    det_ra = eph_ra[detected] + noise_deg[:, 0] / np.cos(dec_r[detected])
-    det_dec = eph_dec[detected] + noise_deg[:, 1]
-    n_field = max(n_sources - len(detected), 0)
-    field_ra, field_dec = exposure.pixel_to_sky_deg(
-        rng.uniform(0, width - 1, n_field), rng.uniform(0, height - 1, n_field)
-    )
-    n_rows = len(detected) + n_field
-    ids = first_source_id + rng.permutation(n_rows).astype(np.int64)
-    sources = pd.DataFrame({
-        "diaSourceId": ids,
-        "ra": np.concatenate((det_ra, field_ra)), "dec": np.concatenate((det_dec, field_dec)),
-        "raErr": np.full(n_rows, 0.1 / 3600), "decErr": np.full(n_rows, 0.1 / 3600),
-        "psfFlux": rng.lognormal(8.0, 1.0, n_rows), "psfFluxErr": rng.lognormal(5.0, 0.3, n_rows),
-        "snr": rng.uniform(5, 100, n_rows), "extendedness": rng.random(n_rows),
-    })  # fmt: skip
-    x_pix, y_pix = exposure.sky_to_pixel(sources["ra"].to_numpy(), sources["dec"].to_numpy())
-    sources["x"], sources["y"] = x_pix, y_pix
+    sources = field.sources.drop(columns=["midpointMjdTai"])
+    sources["snr"] = rng.uniform(5, 100, len(sources))
+    sources["x"], sources["y"] = field.exposure.sky_to_pixel(sources["ra"].to_numpy(), sources["dec"].to_numpy())
+    detected = field.truth[field.truth["diaSourceId"] >= 0]
     truth = frozenset(
-        zip(objects["ssObjectId"].to_numpy()[detected].tolist(), ids[: len(detected)].tolist(), strict=True)
+        zip(detected["ssObjectId"].astype(int).tolist(), detected["diaSourceId"].astype(int).tolist(), strict=True)
     )
-    return SampleField(exposure, sources, objects, truth)
+    return SampleField(field.exposure, sources, field.objects, truth)
 
 
 @dataclass(frozen=True)
