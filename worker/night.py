@@ -131,7 +131,7 @@ def run_night(config: NightConfig) -> dict[str, Any]:
             target=_publish_paced, args=(config, broker.bootstrap, events, payloads), daemon=True
         )
         publisher.start()
-        outputs = _collect_outputs(config, broker.bootstrap, events, worker)
+        outputs, unassociated = _collect_outputs(config, broker.bootstrap, events, worker)
         publisher.join(timeout=60)
         _stop(worker)
         worker_exit = worker.returncode
@@ -143,7 +143,7 @@ def run_night(config: NightConfig) -> dict[str, Any]:
         from .night_plots import write_plots
 
         summary["plots"] = write_plots(
-            out, sources, truth, outputs, _worker_log_events(out / "worker.log"), end_to_end_ms
+            out, sources, truth, outputs, unassociated, _worker_log_events(out / "worker.log"), end_to_end_ms
         )
         (out / "summary.json").write_text(json.dumps(summary, indent=2))
         _print_summary(summary, out)
@@ -358,8 +358,9 @@ def _start_worker(config: NightConfig, bootstrap: str, store_dir: Path, out: Pat
 
 def _collect_outputs(
     config: NightConfig, bootstrap: str, events: pd.DataFrame, worker: subprocess.Popen[bytes]
-) -> pd.DataFrame:
-    """Read ssSources until the worker has committed every input event (or the timeout)."""
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Read ssSources (and unassociated objects) until the worker has committed every input
+    event (or the timeout). Returns (ssSources, unassociated objects one per row)."""
     from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
     # assign(), not subscribe(): no group membership, so no wait for a group assignment.
@@ -371,10 +372,16 @@ def _collect_outputs(
             "isolation.level": "read_committed",
         }
     )
-    consumer.assign([TopicPartition(config.topics["output"], 0, OFFSET_BEGINNING)])
+    consumer.assign(
+        [
+            TopicPartition(config.topics["output"], 0, OFFSET_BEGINNING),
+            TopicPartition(config.topics["unassociated"], 0, OFFSET_BEGINNING),
+        ]
+    )
     watcher = Consumer({"bootstrap.servers": bootstrap, "group.id": "ssassoc-night-demo"})
     n_events = len(events)
     rows: list[dict[str, Any]] = []
+    unassociated: list[dict[str, Any]] = []
     deadline = time.monotonic() + config.timeout_s
     last_report = 0.0
     committed = 0
@@ -383,6 +390,10 @@ def _collect_outputs(
         msg = consumer.poll(0.2)
         if msg is None or msg.error() is not None:
             return False
+        if msg.topic() == config.topics["unassociated"]:
+            _, event = wire.decode("unassociatedSsObjects", msg.value())
+            unassociated.append(event)
+            return True
         _, record = wire.decode("ssSource", msg.value())
         record["received_at"] = msg.timestamp()[1] / 1000.0
         rows.append(record)
@@ -414,7 +425,13 @@ def _collect_outputs(
     watcher.close()
     if committed < n_events:
         raise TimeoutError(f"only {committed} of {n_events} events were processed within {config.timeout_s} s")
-    return pd.DataFrame(rows)
+    per_object = [
+        {"visit": e["visit"], "detector": e["detector"], "ssObjectId": o, "ephRa": ra, "ephDec": dec}
+        for e in unassociated
+        for o, ra, dec in zip(e["ssObjectId"], e["ephRa"], e["ephDec"], strict=True)
+    ]
+    columns = ["visit", "detector", "ssObjectId", "ephRa", "ephDec"]
+    return pd.DataFrame(rows), pd.DataFrame(per_object, columns=columns)
 
 
 def _stop(worker: subprocess.Popen[bytes]) -> None:

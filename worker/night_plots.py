@@ -16,6 +16,7 @@ def write_plots(
     sources: pd.DataFrame,
     truth: pd.DataFrame,
     outputs: pd.DataFrame,
+    unassociated: pd.DataFrame,
     log_events: list[dict[str, Any]],
     end_to_end_ms: np.ndarray,
 ) -> list[str]:
@@ -31,17 +32,22 @@ def write_plots(
     # 1. The detector with the most associations: its detections, predictions, matches.
     fig, ax = plt.subplots(figsize=(8, 8))
     if len(assoc):
-        per_detector = assoc.groupby(["visit", "detector"]).size()
+        # The detector with the most predicted objects, associated or not.
+        predicted = pd.concat([assoc[["visit", "detector"]], unassociated[["visit", "detector"]]])
+        per_detector = predicted.groupby(["visit", "detector"]).size()
         visit, detector = (int(v) for v in per_detector.index[int(np.argmax(per_detector.to_numpy()))])
         field = sources[(sources["visit"] == visit) & (sources["detector"] == detector)]
         here = assoc[(assoc["visit"] == visit) & (assoc["detector"] == detector)]
         missed = truth[(truth["visit"] == visit) & (truth["detector"] == detector) & ~truth["detected"]]
+        lonely = unassociated[(unassociated["visit"] == visit) & (unassociated["detector"] == detector)]
         ax.scatter(field["ra"], field["dec"], s=4, c="0.7", label=f"detections ({len(field)})")
         ax.scatter(here["ephRa"], here["ephDec"], s=80, facecolors="none", edgecolors="tab:blue",
                    label=f"predicted, associated ({len(here)})")  # fmt: skip
         ax.scatter(here["ra"], here["dec"], s=10, c="tab:red", label="associated detection")
+        ax.scatter(lonely["ephRa"], lonely["ephDec"], s=80, marker="s", facecolors="none", edgecolors="tab:orange",
+                   label=f"predicted, not associated ({len(lonely)})")  # fmt: skip
         ax.set_title(f"visit {visit} detector {detector}: {len(here)} associations, "
-                     f"{len(missed)} objects on chip but too faint")  # fmt: skip
+                     f"{len(missed)} objects on chip but too faint to detect")  # fmt: skip
         ax.invert_xaxis()
     ax.set_xlabel("RA (deg)")
     ax.set_ylabel("Dec (deg)")
