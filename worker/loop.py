@@ -535,6 +535,21 @@ class Worker:
         self.log.warning("consumer error", error=str(error), retriable=error.retriable())
 
 
+def processor_from_settings(settings: WorkerSettings, provider: EphemerisProvider | None = None) -> EventProcessor:
+    """The event processor the settings describe (opening the ephemeris store unless given one)."""
+    if provider is None:
+        if settings.ephemeris_store is None:
+            raise ValueError("no ephemeris store: set --ephemeris-store / SSASSOC_EPHEMERIS_STORE")
+        provider = open_provider(settings.ephemeris_store)
+    return EventProcessor(
+        provider,
+        output_topic=settings.output_topic,
+        unassociated_topic=settings.unassociated_topic,
+        limits=EventLimits(settings.max_event_bytes, settings.max_sources),
+        max_dist_arcsec=settings.max_dist_arcsec,
+    )
+
+
 def build_worker(
     settings: WorkerSettings,
     provider: EphemerisProvider | None = None,
@@ -543,16 +558,6 @@ def build_worker(
     stop: StopFlag | None = None,
 ) -> Worker:
     """Wire a worker from settings: the ephemeris provider, the processor, the loop."""
-    if provider is None:
-        if settings.ephemeris_store is None:
-            raise ValueError("no ephemeris store: set --ephemeris-store / SSASSOC_EPHEMERIS_STORE")
-        provider = open_provider(settings.ephemeris_store)
-    processor = EventProcessor(
-        provider,
-        output_topic=settings.output_topic,
-        unassociated_topic=settings.unassociated_topic,
-        limits=EventLimits(settings.max_event_bytes, settings.max_sources),
-        max_dist_arcsec=settings.max_dist_arcsec,
-    )
+    processor = processor_from_settings(settings, provider)
     processor.warm_up()
     return Worker(settings, processor, log or get_logger(), stop=stop)

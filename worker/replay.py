@@ -26,9 +26,9 @@ from .deadletter import (
     kafka_headers,
     message_headers,
 )
-from .ephemeris import EphemerisProvider, open_provider
-from .loop import StopFlag, producer_config
-from .processing import EventLimits, EventProcessor, TransientFault
+from .ephemeris import EphemerisProvider
+from .loop import StopFlag, processor_from_settings, producer_config
+from .processing import EventProcessor, TransientFault
 
 __all__ = [
     "ReplayError",
@@ -166,17 +166,7 @@ def run_replay_job(
 ) -> dict[str, Any]:
     """Replay ``replay`` of ``settings.input_topic`` to ``settings.output_topic``; returns a summary."""
     stop = stop or StopFlag()
-    if provider is None:
-        if settings.ephemeris_store is None:
-            raise ValueError("no ephemeris store: set --ephemeris-store / SSASSOC_EPHEMERIS_STORE")
-        provider = open_provider(settings.ephemeris_store)
-    processor = EventProcessor(
-        provider,
-        output_topic=settings.output_topic,
-        unassociated_topic=settings.unassociated_topic,
-        limits=EventLimits(settings.max_event_bytes, settings.max_sources),
-        max_dist_arcsec=settings.max_dist_arcsec,
-    )
+    processor = processor_from_settings(settings, provider)
     topic = settings.input_topic
     conf = settings.common_kafka()
     conf.update(
