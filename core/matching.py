@@ -80,18 +80,7 @@ def candidate_pairs(
     if n_obj == 0 or n_src == 0:
         return _empty_pairs()
     radius_deg = max_dist_arcsec / ARCSEC_PER_DEG
-    slack = 1 + 1e-9  # the exact-angle cut below decides; the coarse cuts only must not lose pairs
-    obj, src = _zone_candidates(obj_ra_deg, obj_dec_deg, src_ra_deg, src_dec_deg, radius_deg * slack)
-    if obj is not None and src is not None:
-        obj_vec = unit_vectors(obj_ra_deg[obj], obj_dec_deg[obj])
-        src_vec = unit_vectors(src_ra_deg[src], src_dec_deg[src])
-    else:
-        all_obj_vec = unit_vectors(obj_ra_deg, obj_dec_deg)
-        all_src_vec = unit_vectors(src_ra_deg, src_dec_deg)
-        chord = chord_from_angle_deg(radius_deg) * slack + 1e-15
-        found = cKDTree(all_obj_vec).sparse_distance_matrix(cKDTree(all_src_vec), chord, output_type="ndarray")
-        obj, src = found["i"].astype(np.int64), found["j"].astype(np.int64)
-        obj_vec, src_vec = all_obj_vec[obj], all_src_vec[src]
+    obj, src, obj_vec, src_vec = _coarse_candidates(obj_ra_deg, obj_dec_deg, src_ra_deg, src_dec_deg, radius_deg)
     dist = angle_between_vectors_deg(obj_vec, src_vec) * ARCSEC_PER_DEG
     keep = dist <= max_dist_arcsec
     obj, src, dist = obj[keep], src[keep], dist[keep]
@@ -104,6 +93,36 @@ def candidate_pairs(
     return CandidatePairs(obj, src, dist, rank.astype(np.int64))
 
 
+def _coarse_candidates(
+    obj_ra_deg: FloatArray, obj_dec_deg: FloatArray, src_ra_deg: FloatArray, src_dec_deg: FloatArray, radius_deg: float
+) -> tuple[IntArray, IntArray, FloatArray, FloatArray]:
+    """A superset of the pairs within ``radius_deg``: (object index, source index, their unit vectors)."""
+    slack = 1 + 1e-9  # the exact-angle cut decides; the coarse cuts only must not lose pairs
+    if len(obj_ra_deg) * len(src_ra_deg) <= _SMALL_ALL_PAIRS:
+        # A streaming-size detector (20 objects x 500 sources): testing every pair at once
+        # costs less than sorting into zones. 2 - 2 cos is coarse for tiny angles, hence the
+        # generous margin.
+        all_obj_vec = unit_vectors(obj_ra_deg, obj_dec_deg)
+        all_src_vec = unit_vectors(src_ra_deg, src_dec_deg)
+        chord = chord_from_angle_deg(radius_deg)
+        near = 2.0 - 2.0 * (all_obj_vec @ all_src_vec.T) <= chord * chord * 1.01 + 1e-12
+        obj, src = (idx.astype(np.int64) for idx in np.nonzero(near))
+        return obj, src, all_obj_vec[obj], all_src_vec[src]
+    zone_obj, zone_src = _zone_candidates(obj_ra_deg, obj_dec_deg, src_ra_deg, src_dec_deg, radius_deg * slack)
+    if zone_obj is not None and zone_src is not None:
+        obj_vec = unit_vectors(obj_ra_deg[zone_obj], obj_dec_deg[zone_obj])
+        src_vec = unit_vectors(src_ra_deg[zone_src], src_dec_deg[zone_src])
+        return zone_obj, zone_src, obj_vec, src_vec
+    all_obj_vec = unit_vectors(obj_ra_deg, obj_dec_deg)
+    all_src_vec = unit_vectors(src_ra_deg, src_dec_deg)
+    chord = chord_from_angle_deg(radius_deg) * slack + 1e-15
+    found = cKDTree(all_obj_vec).sparse_distance_matrix(cKDTree(all_src_vec), chord, output_type="ndarray")
+    obj, src = found["i"].astype(np.int64), found["j"].astype(np.int64)
+    return obj, src, all_obj_vec[obj], all_src_vec[src]
+
+
+_SMALL_ALL_PAIRS = 1 << 16  # object x source pairs below which every pair is tested directly
+_ZONE_MAX_FACTOR = 64  # zone candidates per input row beyond which the KD-tree is used
 _ZONE_KEY_STRIDE = 400.0  # > 360: a zone's keys never overlap the next zone's
 
 
@@ -154,7 +173,7 @@ def _zone_candidates(
     lo = np.concatenate(lo_parts)
     count = np.concatenate(hi_parts) - lo
     total = int(count.sum())
-    if total > 64 * (n_obj + n_src):
+    if total > _ZONE_MAX_FACTOR * (n_obj + n_src):
         return None, None
     obj = np.repeat(owner, count).astype(np.int64)
     offset = np.repeat(lo - (np.cumsum(count) - count), count)

@@ -1,5 +1,6 @@
 """Property-based checks of the matching invariants (hypothesis)."""
 
+import contextlib
 import itertools
 
 import numpy as np
@@ -118,10 +119,28 @@ def test_candidate_pairs_are_exactly_the_pairs_within_the_radius(centre, radius_
     spread = 3 * radius_arcsec
     obj = np.array([offset_deg(*centre, *rng.uniform(-spread, spread, 2)) for _ in range(30)])
     src = np.array([offset_deg(*centre, *rng.uniform(-spread, spread, 2)) for _ in range(60)])
-    got = candidate_pairs(obj[:, 0], obj[:, 1], src[:, 0], src[:, 1], radius_arcsec, np.arange(30), np.arange(60))
     dist = angular_separation_deg(obj[:, :1], obj[:, 1:], src[:, 0][None, :], src[:, 1][None, :]) * 3600
-    want = set(zip(*np.nonzero(dist <= radius_arcsec), strict=True))
-    assert set(zip(got.obj.tolist(), got.src.tolist(), strict=True)) == {(int(a), int(b)) for a, b in want}
+    want = {(int(a), int(b)) for a, b in zip(*np.nonzero(dist <= radius_arcsec), strict=True)}
+    # Every coarse search: all pairs (small inputs), Dec zones, and the KD-tree fallback.
+    for small_limit, zone_limit in ((1 << 16, 64), (0, 64), (0, -1)):
+        with forced_path(small_limit, zone_limit):
+            got = candidate_pairs(
+                obj[:, 0], obj[:, 1], src[:, 0], src[:, 1], radius_arcsec, np.arange(30), np.arange(60)
+            )
+        assert set(zip(got.obj.tolist(), got.src.tolist(), strict=True)) == want, (small_limit, zone_limit)
+
+
+@contextlib.contextmanager
+def forced_path(small_all_pairs, zone_factor):
+    """Force a coarse-search path by changing the size limits that choose it."""
+    from ssassoc.core import matching
+
+    saved = matching._SMALL_ALL_PAIRS, matching._ZONE_MAX_FACTOR
+    matching._SMALL_ALL_PAIRS, matching._ZONE_MAX_FACTOR = small_all_pairs, zone_factor
+    try:
+        yield
+    finally:
+        matching._SMALL_ALL_PAIRS, matching._ZONE_MAX_FACTOR = saved
 
 
 @pytest.mark.parametrize(
