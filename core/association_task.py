@@ -14,6 +14,7 @@ objects, config): :meth:`SsSingleFrameAssociationTask.associate`.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from functools import cached_property
 from typing import Any, Literal
 
@@ -25,7 +26,7 @@ from pydantic import Field, field_validator
 from .ephemeris.query_task import EphemerisQueryTask
 from .exposure import Exposure
 from .footprint import DetectorFootprint, padding_pixels
-from .inputs import check_objects, check_sources
+from .inputs import ColumnTable, as_dataframe, check_objects, check_sources
 from .matching import candidate_pairs, match
 from .sssource import derive_sssource_columns, empty_sssource_columns, sssource_table
 from .task import ConfigurableField, Task, TaskConfig
@@ -81,9 +82,10 @@ class SsSingleFrameAssociationResult:
         self,
         *,
         ss_source_columns: dict[str, np.ndarray],
-        sources: pd.DataFrame,
+        sources: pd.DataFrame | Mapping[str, np.ndarray],
         source_rows: np.ndarray,
-        objects: pd.DataFrame,
+        objects: pd.DataFrame | Mapping[str, np.ndarray],
+        object_columns: Mapping[str, Any],
         object_rows: np.ndarray,
         object_ids: np.ndarray,
         on_detector_rows: np.ndarray,
@@ -95,6 +97,7 @@ class SsSingleFrameAssociationResult:
         self._sources = sources
         self._source_rows = source_rows
         self._objects = objects
+        self._object_columns = object_columns
         self._object_rows = object_rows
         self._object_ids = object_ids
         self._on_detector_rows = on_detector_rows
@@ -114,16 +117,17 @@ class SsSingleFrameAssociationResult:
     @cached_property
     def ssoAssocDiaSources(self) -> pd.DataFrame:
         """Matched source rows (caller's columns) with their ``ssObjectId``."""
-        frame = self._sources.iloc[self._source_rows].copy()
+        frame = as_dataframe(self._sources).iloc[self._source_rows].copy()
         frame["ssObjectId"] = self._object_ids[self._object_rows]
         return self._with_band(frame)
 
     @cached_property
     def unAssocDiaSources(self) -> pd.DataFrame:
         """Source rows left unmatched (including rows with non-finite coordinates)."""
-        matched = np.zeros(len(self._sources), dtype=bool)
+        frame = as_dataframe(self._sources)
+        matched = np.zeros(len(frame), dtype=bool)
         matched[self._source_rows] = True
-        return self._with_band(self._sources.iloc[np.flatnonzero(~matched)].copy())
+        return self._with_band(frame.iloc[np.flatnonzero(~matched)].copy())
 
     def _with_band(self, frame: pd.DataFrame) -> pd.DataFrame:
         if self.band is not None and "band" not in frame.columns:
@@ -131,10 +135,24 @@ class SsSingleFrameAssociationResult:
         return frame
 
     @cached_property
+    def _unassociated_rows(self) -> np.ndarray:
+        return np.setdiff1d(self._on_detector_rows, self._object_rows)
+
+    def unassociatedSsObjectColumns(
+        self, names: tuple[str, ...] = ("ssObjectId", "designation", "ephRa", "ephDec", "ephVmag")
+    ) -> dict[str, Any]:
+        """Columns ``names`` of the objects predicted on the detector but not matched, plus
+        pixel ``x``, ``y`` (the array form of :attr:`unassociatedSsObjects`, for streaming)."""
+        rows = self._unassociated_rows
+        out = {name: self._object_columns[name][rows] for name in names}
+        out["x"], out["y"] = self._x_pix[rows], self._y_pix[rows]
+        return out
+
+    @cached_property
     def unassociatedSsObjects(self) -> pd.DataFrame:
         """Objects predicted on the detector but not matched: their table rows plus pixel ``x``, ``y``."""
-        rows = np.setdiff1d(self._on_detector_rows, self._object_rows)
-        frame = self._objects.iloc[rows].copy()
+        rows = self._unassociated_rows
+        frame = as_dataframe(self._objects).iloc[rows].copy()
         frame["x"] = self._x_pix[rows]
         frame["y"] = self._y_pix[rows]
         return frame
@@ -155,12 +173,13 @@ class SsSingleFrameAssociationTask(Task):
     def run(
         self,
         exposure: Exposure,
-        sourceTable: pd.DataFrame,
+        sourceTable: ColumnTable,
         band: str | None = None,
-        solarSystemObjectTable: pd.DataFrame | None = None,
+        solarSystemObjectTable: ColumnTable | None = None,
     ) -> SsSingleFrameAssociationResult:
         """Associate ``sourceTable`` with the objects predicted on ``exposure``.
 
+        Either table may be a DataFrame or a mapping of column name to 1-D array.
         With ``solarSystemObjectTable=None`` the ``ephemerisQuery`` subtask
         predicts them. Metadata of the task tree is reset at the start of each
         run, so after it :meth:`getFullMetadata` describes this run only.
@@ -177,7 +196,7 @@ class SsSingleFrameAssociationTask(Task):
         return result
 
     def associateSources(
-        self, sourceTable: pd.DataFrame, solarSystemObjectTable: pd.DataFrame, exposure: Exposure
+        self, sourceTable: ColumnTable, solarSystemObjectTable: ColumnTable, exposure: Exposure
     ) -> Table:
         """The ssSource table of the associations (footprint cut included)."""
         return self.associate(exposure, sourceTable, solarSystemObjectTable).associatedSsSources
@@ -185,8 +204,8 @@ class SsSingleFrameAssociationTask(Task):
     def associate(
         self,
         exposure: Exposure,
-        sourceTable: pd.DataFrame,
-        solarSystemObjectTable: pd.DataFrame,
+        sourceTable: ColumnTable,
+        solarSystemObjectTable: ColumnTable,
     ) -> SsSingleFrameAssociationResult:
         """Footprint cut, one-to-one matching and derived columns; records counts and timings."""
         if not isinstance(exposure, Exposure):
@@ -258,6 +277,7 @@ class SsSingleFrameAssociationTask(Task):
             sources=sources.table,
             source_rows=src_rows,
             objects=objects.table,
+            object_columns=objects.columns,
             object_rows=obj_rows,
             object_ids=objects.ids,
             on_detector_rows=on_idx,

@@ -12,11 +12,13 @@ box padded by its own ephemeris uncertainty. A round-trip check
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numpy.typing import NDArray
 
 from .exposure import Exposure
-from .geometry import ARCSEC_PER_DEG, angular_separation_deg, unit_vectors
+from .geometry import ARCSEC_PER_DEG, angular_separation_deg, cross, unit_vectors
 
 __all__ = ["DetectorFootprint", "padding_pixels"]
 
@@ -50,11 +52,12 @@ class DetectorFootprint:
         self._outline: tuple[NDArray[np.float64], float, float] | None = None
         self.centre_ra_deg, self.centre_dec_deg = exposure.centre_deg
         self._centre_vec = unit_vectors(self.centre_ra_deg, self.centre_dec_deg)
-        east = np.cross([0.0, 0.0, 1.0], self._centre_vec)
-        norm = np.linalg.norm(east)
+        cx, cy, _ = self._centre_vec
+        east = np.array([-cy, cx, 0.0])  # z x centre
+        norm = math.hypot(cx, cy)
         # At a pole any east direction will do.
         self._east = east / norm if norm > 1e-12 else np.array([0.0, 1.0, 0.0])
-        self._north = np.cross(self._centre_vec, self._east)
+        self._north = cross(self._centre_vec, self._east)
 
     def _traced_outline(self) -> tuple[NDArray[np.float64], float, float]:
         """(projected outline polygon, bounding radius, inscribed radius in degrees), traced once."""

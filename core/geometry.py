@@ -34,8 +34,13 @@ def unit_vectors(ra_deg: ArrayLike, dec_deg: ArrayLike) -> FloatArray:
     """(N, 3) unit vectors of ICRS-like (ra, dec) in degrees."""
     ra = np.radians(np.asarray(ra_deg, dtype=np.float64))
     dec = np.radians(np.asarray(dec_deg, dtype=np.float64))
+    out = np.empty((*np.broadcast_shapes(ra.shape, dec.shape), 3))
+    # Written in place: np.stack costs more than the trigonometry for a detector's rows.
     cos_dec = np.cos(dec)
-    return np.stack((cos_dec * np.cos(ra), cos_dec * np.sin(ra), np.sin(dec)), axis=-1)
+    np.multiply(cos_dec, np.cos(ra), out=out[..., 0])
+    np.multiply(cos_dec, np.sin(ra), out=out[..., 1])
+    out[..., 2] = np.sin(dec)
+    return out
 
 
 def radec_from_unit_vectors_deg(vectors: ArrayLike) -> tuple[FloatArray, FloatArray]:
@@ -50,7 +55,11 @@ def cross(a: FloatArray, b: FloatArray) -> FloatArray:
     """Cross product of (..., 3) arrays (``np.cross`` costs 10x more on small arrays)."""
     ax, ay, az = a[..., 0], a[..., 1], a[..., 2]
     bx, by, bz = b[..., 0], b[..., 1], b[..., 2]
-    return np.stack((ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx), axis=-1)
+    out = np.empty(np.broadcast_shapes(a.shape, b.shape))
+    np.subtract(ay * bz, az * by, out=out[..., 0])
+    np.subtract(az * bx, ax * bz, out=out[..., 1])
+    np.subtract(ax * by, ay * bx, out=out[..., 2])
+    return out
 
 
 def angle_between_vectors_deg(a: ArrayLike, b: ArrayLike) -> FloatArray:

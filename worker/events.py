@@ -27,6 +27,7 @@ __all__ = [
     "make_visit_event",
     "pack_sources",
     "source_dtypes",
+    "unpack_source_columns",
     "unpack_sources",
     "wcs_to_cards",
 ]
@@ -49,17 +50,13 @@ def _source_dtypes(version: SchemaVersion) -> dict[str, np.dtype[Any]]:
     if cached is None:
         schema = load_schema_json("diaSourceColumns", version)
         cached = {
-            field["name"]: np.dtype(field["ssassoc:dtype"])
-            for field in schema["fields"]
-            if "ssassoc:dtype" in field
+            field["name"]: np.dtype(field["ssassoc:dtype"]) for field in schema["fields"] if "ssassoc:dtype" in field
         }
         _DTYPE_CACHE[version] = cached
     return cached
 
 
-def pack_sources(
-    columns: Mapping[str, Any] | pd.DataFrame, version: SchemaVersion | None = None
-) -> dict[str, Any]:
+def pack_sources(columns: Mapping[str, Any] | pd.DataFrame, version: SchemaVersion | None = None) -> dict[str, Any]:
     """A ``diaSourceColumns`` record from arrays or a DataFrame; missing float columns -> NaN."""
     dtypes = source_dtypes(version)
     n_rows = len(np.asarray(columns["diaSourceId"]))
@@ -79,6 +76,12 @@ def pack_sources(
 
 def unpack_sources(record: Mapping[str, Any], version: SchemaVersion) -> pd.DataFrame:
     """A DataFrame of the sources (zero-copy views of the message bytes, read-only)."""
+    return pd.DataFrame(unpack_source_columns(record, version), copy=False)
+
+
+def unpack_source_columns(record: Mapping[str, Any], version: SchemaVersion) -> dict[str, np.ndarray[Any, Any]]:
+    """The sources as column name -> numpy array (zero-copy views of the message bytes,
+    read-only): what the worker hands the association, with no DataFrame per event."""
     n_rows = record.get("nRows")
     if not isinstance(n_rows, int) or n_rows < 0:
         raise SchemaInvalidError(f"nRows must be a non-negative int, got {n_rows!r}")
@@ -89,11 +92,10 @@ def unpack_sources(record: Mapping[str, Any], version: SchemaVersion) -> pd.Data
             raise SchemaInvalidError(f"source column {name!r} is missing or not bytes")
         if len(raw) != n_rows * dtype.itemsize:
             raise SchemaInvalidError(
-                f"source column {name!r} holds {len(raw)} bytes, expected "
-                f"{n_rows} x {dtype.itemsize} ({dtype.str})"
+                f"source column {name!r} holds {len(raw)} bytes, expected {n_rows} x {dtype.itemsize} ({dtype.str})"
             )
         data[name] = np.frombuffer(raw, dtype=dtype)
-    return pd.DataFrame(data, copy=False)
+    return data
 
 
 # -- WCS as FITS cards -----------------------------------------------------------------

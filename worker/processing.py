@@ -20,11 +20,12 @@ import pandas as pd
 
 from ssassoc.core import Exposure, SsSingleFrameAssociationConfig, SsSingleFrameAssociationTask
 from ssassoc.core.columns import SSSOURCE_COLUMNS, SSSOURCE_REQUIRED
+from ssassoc.core.inputs import DuplicateIdError
 
 from . import wire
 from .deadletter import InputMessage, OutputMessage, RejectedEvent
 from .ephemeris import EphemerisProvider, coverage_error_types
-from .events import SchemaInvalidError, exposure_from_event, unpack_sources
+from .events import SchemaInvalidError, exposure_from_event, unpack_source_columns
 from .sssource_codec import encode_ss_sources
 
 __all__ = [
@@ -79,8 +80,9 @@ def ss_source_records(table: Any) -> list[dict[str, Any]]:
         elif spec.avro_type in ("long", "int"):
             items = values.astype(np.int64).tolist() if not mask.all() else [None] * n_rows
         else:
-            items = [None if (v is None or (isinstance(v, float) and math.isnan(v))) else str(v)
-                     for v in values.tolist()]
+            items = [
+                None if (v is None or (isinstance(v, float) and math.isnan(v))) else str(v) for v in values.tolist()
+            ]
         if mask.any():
             items = [None if m else v for v, m in zip(items, mask.tolist(), strict=True)]
         columns.append((spec.name, items))
@@ -120,7 +122,9 @@ class EventProcessor:
         self.task.run(field.exposure, field.sources, band="r", solarSystemObjectTable=field.objects)
 
     # -- stages ------------------------------------------------------------------------
-    def _decode(self, message: InputMessage) -> tuple[dict[str, Any], pd.DataFrame, Exposure]:
+    # The whole path works on plain numpy arrays (sources, predicted objects, ssSource
+    # columns): a DataFrame per event costs more than the association itself.
+    def _decode(self, message: InputMessage) -> tuple[dict[str, Any], dict[str, np.ndarray], Exposure]:
         size = 0 if message.value is None else len(message.value)
         if size > self.limits.max_event_bytes:
             raise RejectedEvent(
@@ -132,36 +136,22 @@ class EventProcessor:
             raise RejectedEvent(
                 "too_many_sources", f"event has {n_rows} sources, max_sources={self.limits.max_sources}"
             )
-        sources = unpack_sources(event["diaSources"], version)
+        sources = unpack_source_columns(event["diaSources"], version)
         for name in ("width", "height"):
             if event[name] <= 0:
                 raise SchemaInvalidError(f"{name} must be positive, got {event[name]}")
+        if n_rows:
+            with np.errstate(invalid="ignore"):
+                usable = np.isfinite(sources["ra"]) & (np.abs(sources["dec"]) <= 90.0)
+            if not usable.any():  # before the store query: nothing could be associated
+                raise RejectedEvent("no_valid_sources", f"none of the {n_rows} sources has finite ra/dec")
         exposure = exposure_from_event(event)
         return event, sources, exposure
 
-    @staticmethod
-    def _clean_sources(sources: pd.DataFrame) -> tuple[pd.DataFrame, int]:
-        """Drop rows without finite coordinates; reject duplicate ids and NaN-only tables."""
-        ids = sources["diaSourceId"].to_numpy()
-        if len(np.unique(ids)) != len(ids):
-            unique, counts = np.unique(ids, return_counts=True)
-            dupes = unique[counts > 1][:5].tolist()
-            raise RejectedEvent("duplicate_ids", f"diaSourceId not unique, e.g. {dupes}")
-        ra = sources["ra"].to_numpy()
-        dec = sources["dec"].to_numpy()
-        good = np.isfinite(ra) & np.isfinite(dec) & (np.abs(dec) <= 90.0)
-        n_bad = int(len(good) - good.sum())
-        if len(good) and not good.any():
-            raise RejectedEvent(
-                "no_valid_sources", f"none of the {len(good)} sources has finite ra/dec"
-            )
-        if n_bad:
-            sources = sources.loc[good].reset_index(drop=True)
-        return sources, n_bad
-
-    def _query(self, exposure: Exposure) -> pd.DataFrame:
+    def _query(self, exposure: Exposure) -> Any:
         try:
-            return self.provider.query_exposure(exposure)
+            as_columns = getattr(self.provider, "query_exposure_columns", None)
+            return as_columns(exposure) if as_columns is not None else self.provider.query_exposure(exposure)
         except self._coverage_errors:
             raise
         except (OSError, TimeoutError, MemoryError) as exc:
@@ -171,20 +161,18 @@ class EventProcessor:
     def process(self, message: InputMessage) -> EventResult:
         t0 = time.perf_counter()
         event, sources, exposure = self._decode(message)
-        sources, n_bad = self._clean_sources(sources)
         t1 = time.perf_counter()
         objects = self._query(exposure)
         t2 = time.perf_counter()
-        self.task.emptyMetadata()
-        result = self.task.run(
-            exposure, sources, band=event["band"], solarSystemObjectTable=objects
-        )
+        try:
+            # Rows without finite coordinates are excluded and counted by the task itself.
+            result = self.task.run(exposure, sources, band=event["band"], solarSystemObjectTable=objects)
+        except DuplicateIdError as exc:
+            if exc.column != "diaSourceId":
+                raise  # the provider's fault, not the event's
+            raise RejectedEvent("duplicate_ids", str(exc)) from exc
         t3 = time.perf_counter()
-        # The core's plain column arrays: building its astropy Table would cost more than associating.
-        columns = getattr(result, "ssSourceColumns", None)
-        if columns is None:
-            columns = result.associatedSsSources
-        encoded = encode_ss_sources(columns)
+        encoded = encode_ss_sources(result.ssSourceColumns)
         visit, detector = int(event["visit"]), int(event["detector"])
         origin = f"{message.topic}/{message.partition}/{message.offset}".encode()
         headers: list[tuple[str, bytes | None]] = [
@@ -192,29 +180,31 @@ class EventProcessor:
             ("ssassoc.detector", str(detector).encode()),
             ("ssassoc.input", origin),
         ]
+        topic = self.output_topic
         outputs = [
-            OutputMessage(topic=self.output_topic, key=str(dia_source_id).encode(), value=value,
-                          headers=headers)
+            OutputMessage(topic=topic, key=str(dia_source_id).encode(), value=value, headers=headers)
             for dia_source_id, value in encoded
         ]
         n_unassociated = int(result.nTotalSsObjects - result.nAssociatedSsObjects)
         if self.unassociated_topic is not None:
-            unassociated = result.unassociatedSsObjects
             outputs.append(
                 OutputMessage(
                     topic=self.unassociated_topic,
                     key=f"{visit}:{detector}".encode(),
                     value=wire.encode(
-                        "unassociatedSsObjects", _unassociated_record(event, unassociated)
+                        "unassociatedSsObjects", _unassociated_record(event, result.unassociatedSsObjectColumns())
                     ),
                     headers=headers,
                 )
             )
         t4 = time.perf_counter()
+        metadata = self.task.getFullMetadata().to_dict()
+        n_sources = int(self.task.metadata["nSources"])
+        n_bad = int(self.task.metadata["nBadSources"])
         counts = {
-            "nSources": int(len(sources) + n_bad),
+            "nSources": n_sources,
             "nBadSources": n_bad,
-            "nPredicted": len(objects),
+            "nPredicted": len(objects["ssObjectId"]),
             "nAssociated": len(encoded),
             "nUnassociated": n_unassociated,
         }
@@ -224,10 +214,8 @@ class EventProcessor:
             "associationMs": (t3 - t2) * 1e3,
             "encodeMs": (t4 - t3) * 1e3,
         }
-        metadata = {
-            key: value
-            for key, value in self.task.getFullMetadata().to_dict().items()
-            if not key.endswith(("Utc", "CpuTime", "WallTime"))
+        task_metadata = {
+            key: value for key, value in metadata.items() if not key.endswith(("Utc", "CpuTime", "WallTime"))
         }
         return EventResult(
             outputs=outputs,
@@ -236,26 +224,24 @@ class EventProcessor:
             band=str(event["band"]),
             counts=counts,
             timings_ms=timings,
-            task_metadata=metadata,
+            task_metadata=task_metadata,
         )
 
 
-def _unassociated_record(event: dict[str, Any], objects: pd.DataFrame) -> dict[str, Any]:
-    def optional(name: str, kind: type) -> list[Any]:
-        if name not in objects.columns:
-            return [None] * len(objects)
-        values = objects[name].tolist()
+def _unassociated_record(event: dict[str, Any], objects: dict[str, Any]) -> dict[str, Any]:
+    def nullable(values: Any, kind: type) -> list[Any]:
         return [
-            None if v is None or (isinstance(v, float) and math.isnan(v)) else kind(v) for v in values
+            None if v is None or v is pd.NA or (isinstance(v, float) and math.isnan(v)) else kind(v)
+            for v in np.asarray(values, dtype=object).tolist()
         ]
 
     return {
         "visit": int(event["visit"]),
         "detector": int(event["detector"]),
         "midpointMjdTai": float(event["midpointMjdTai"]),
-        "ssObjectId": [int(v) for v in objects["ssObjectId"].tolist()] if len(objects) else [],
-        "designation": optional("designation", str),
-        "ephRa": [float(v) for v in objects["ephRa"].tolist()] if len(objects) else [],
-        "ephDec": [float(v) for v in objects["ephDec"].tolist()] if len(objects) else [],
-        "ephVmag": optional("ephVmag", float),
+        "ssObjectId": np.asarray(objects["ssObjectId"], dtype=np.int64).tolist(),
+        "designation": nullable(objects["designation"], str),
+        "ephRa": np.asarray(objects["ephRa"], dtype=np.float64).tolist(),
+        "ephDec": np.asarray(objects["ephDec"], dtype=np.float64).tolist(),
+        "ephVmag": nullable(objects["ephVmag"], float),
     }
