@@ -469,22 +469,20 @@ class EphemerisStore:
         AU at light-emission time, ``*_v*`` km/s, ``ephVmag`` mag (NaN without H),
         ``ephUncertainty`` arcsec (see docs/ephemeris.md). Rows ordered by store row.
         """
-        dt = self._dt_days(mjd_tai)
-        ra, dec, radius = float(ra_deg), float(dec_deg), float(radius_deg)
-        if not (math.isfinite(ra) and -90.0 <= dec <= 90.0 and 0.0 <= radius <= 180.0):
-            raise ValueError(
-                f"bad cone: ra={ra_deg!r} dec={dec_deg!r} (deg, |dec| <= 90) radius={radius_deg!r} "
-                "(deg, 0..180)"
-            )
-        if radius + self._index.pad_deg >= 90.0:
-            cand = np.arange(self.n_objects, dtype=np.int64)  # a hemisphere or more: scan all
-        else:
-            cand = self._index.candidates(dt, ra, dec, radius)
-        return self._evaluate(cand, dt, ra, dec, radius)
+        return _frame(*self._query_parts(mjd_tai, ra_deg, dec_deg, radius_deg))
 
-    def query_exposure(self, exposure: Exposure) -> pd.DataFrame:
-        """Objects predicted at the exposure midpoint within the detector's bounding circle
-        plus a margin (``exposure_buffer_pixels`` pixels + ``exposure_buffer_arcsec``).
+    def query_columns(
+        self, mjd_tai: float, ra_deg: float, dec_deg: float, radius_deg: float
+    ) -> dict[str, np.ndarray]:
+        """The result of :meth:`query` as 1-D numpy arrays keyed by exactly
+        :data:`SS_OBJECT_COLUMNS` (in order), no pandas: ``ssObjectId`` int64,
+        ``designation`` object array of str, the rest float64 (views of one block)."""
+        return _columns(*self._query_parts(mjd_tai, ra_deg, dec_deg, radius_deg))
+
+    def exposure_cone(self, exposure: Exposure) -> tuple[float, float, float]:
+        """(ra_deg, dec_deg, radius_deg) of the cone :meth:`query_exposure` searches: the
+        detector's bounding circle plus a margin (``exposure_buffer_pixels`` pixels +
+        ``exposure_buffer_arcsec``).
 
         The bounding circle is measured from 8 points per detector edge mapped through the
         full WCS (distortions included). Raises :class:`ObservatoryMismatchError` if the
@@ -505,12 +503,37 @@ class EphemerisStore:
         buffer_deg = (
             self.exposure_buffer_pixels * exposure.pixel_scale_arcsec + self.exposure_buffer_arcsec
         ) / 3600.0
-        return self.query(exposure.midpointMjdTai, ra_c, dec_c, radius + buffer_deg)
+        return float(ra_c), float(dec_c), radius + buffer_deg
+
+    def query_exposure(self, exposure: Exposure) -> pd.DataFrame:
+        """:meth:`query` at the exposure midpoint over :meth:`exposure_cone`."""
+        return self.query(exposure.midpointMjdTai, *self.exposure_cone(exposure))
+
+    def query_exposure_columns(self, exposure: Exposure) -> dict[str, np.ndarray]:
+        """:meth:`query_columns` at the exposure midpoint over :meth:`exposure_cone`."""
+        return self.query_columns(exposure.midpointMjdTai, *self.exposure_cone(exposure))
+
+    def _query_parts(
+        self, mjd_tai: float, ra_deg: float, dec_deg: float, radius_deg: float
+    ) -> tuple[np.ndarray, np.ndarray, npt.NDArray[np.float64]]:
+        """Shared by every query form: (ids, designations, float block (columns, n))."""
+        dt = self._dt_days(mjd_tai)
+        ra, dec, radius = float(ra_deg), float(dec_deg), float(radius_deg)
+        if not (math.isfinite(ra) and -90.0 <= dec <= 90.0 and 0.0 <= radius <= 180.0):
+            raise ValueError(
+                f"bad cone: ra={ra_deg!r} dec={dec_deg!r} (deg, |dec| <= 90) radius={radius_deg!r} "
+                "(deg, 0..180)"
+            )
+        if radius + self._index.pad_deg >= 90.0:
+            cand = np.arange(self.n_objects, dtype=np.int64)  # a hemisphere or more: scan all
+        else:
+            cand = self._index.candidates(dt, ra, dec, radius)
+        return self._evaluate(cand, dt, ra, dec, radius)
 
     def _evaluate(
         self, cand: npt.NDArray[np.int64], dt: float, ra: float, dec: float, radius: float
-    ) -> pd.DataFrame:
-        """Evaluate candidates at ``dt`` and build the result frame for those in the cone.
+    ) -> tuple[np.ndarray, np.ndarray, npt.NDArray[np.float64]]:
+        """Evaluate candidates at ``dt``; (ids, designations, float block) of those in the cone.
 
         Component-major layout throughout: vectors are ``(3, n)`` and every column is
         written straight into its row of the float block, so each step is one numpy call
@@ -558,7 +581,7 @@ class EphemerisStore:
         cos_phase = np.einsum("cn,cn->n", helio, topo) / (r_helio * rho)
         out[16] = _v_mag(a["h_mag"][cand], a["g_slope"][cand], r_helio, rho, cos_phase)
         out[17] = a["uncertainty_arcsec"][cand]
-        return _frame(a["ss_object_id"][cand], a["designation"][cand], out)
+        return a["ss_object_id"][cand], a["designation"][cand], out
 
 
 def _will_need(arr: np.ndarray) -> None:
@@ -592,6 +615,16 @@ def _separation_deg(ra1: float, dec1: float, ra2: npt.ArrayLike, dec2: npt.Array
     # haversine: accurate at small separations
     h = np.sin((d2 - d1) / 2) ** 2 + math.cos(d1) * np.cos(d2) * np.sin((r2 - r1) / 2) ** 2
     return np.asarray(np.degrees(2 * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))), dtype=np.float64)
+
+
+def _columns(ids: np.ndarray, designation: np.ndarray, floats: np.ndarray) -> dict[str, np.ndarray]:
+    """The result as a dict of 1-D arrays; float columns are row views of ``floats``."""
+    cols: dict[str, np.ndarray] = {
+        "ssObjectId": np.asarray(ids, dtype=np.int64),
+        "designation": designation.astype(object),
+    }
+    cols.update(zip(_FLOAT_COLUMNS, floats, strict=True))
+    return cols
 
 
 def _frame(ids: np.ndarray, designation: np.ndarray, floats: np.ndarray) -> pd.DataFrame:

@@ -225,3 +225,52 @@ def test_association_task_uses_the_configured_store() -> None:
     table = result.associatedSsSources
     assert len(table) == 1 and int(table["diaSourceId"][0]) == 1
     assert int(table["ssObjectId"][0]) == int(store._a["ss_object_id"][i])
+
+
+def _assert_columns_equal_frame(cols: dict[str, np.ndarray], df: pd.DataFrame) -> None:
+    assert tuple(cols) == SS_OBJECT_REQUIRED + SS_OBJECT_OPTIONAL == tuple(df.columns)
+    assert cols["ssObjectId"].dtype == np.int64
+    assert cols["designation"].dtype == object
+    assert all(type(d) is str for d in cols["designation"])
+    for name, arr in cols.items():
+        assert arr.ndim == 1 and arr.shape == (len(df),), name
+        if name not in ("ssObjectId", "designation"):
+            assert arr.dtype == np.float64, name
+    np.testing.assert_array_equal(cols["ssObjectId"], df["ssObjectId"].to_numpy())
+    assert cols["designation"].tolist() == df["designation"].tolist()
+    for name in SS_OBJECT_REQUIRED[2:] + SS_OBJECT_OPTIONAL:
+        np.testing.assert_array_equal(cols[name], df[name].to_numpy(), err_msg=name)
+
+
+@pytest.mark.parametrize("radius_deg", [1e-9, 2.0, 25.0, 120.0])
+def test_query_columns_is_query_without_pandas(radius_deg: float) -> None:
+    store = open_store()
+    t = START_MJD_TAI + 0.45
+    cols = store.query_columns(t, 40.0, 10.0, radius_deg)
+    df = store.query(t, 40.0, 10.0, radius_deg)
+    _assert_columns_equal_frame(cols, df)
+    if radius_deg == 1e-9:
+        assert len(df) == 0
+    if radius_deg >= 25.0:
+        assert len(df) > 10
+
+
+def test_exposure_cone_and_query_exposure_columns() -> None:
+    store = open_store()
+    t = START_MJD_TAI + 0.7
+    exp = _exposure(31.0, -4.0, t)
+    ra, dec, radius = store.exposure_cone(exp)
+    assert (ra, dec) == pytest.approx(exp.centre_deg)
+    # bounding circle of a 4072 x 4000 px, 0.2 arcsec/px detector plus 100 px + 10 arcsec
+    half_diag_deg = np.hypot(4072, 4000) / 2 * 0.2 / 3600
+    assert radius == pytest.approx(half_diag_deg + 30.0 / 3600, rel=1e-4)
+    big = _exposure(31.0, -4.0, t)
+    big.wcs.wcs.cd = [[-60.0 / 3600, 0], [0, 60.0 / 3600]]  # 68 x 67 deg: many objects
+    df = store.query_exposure(big)
+    assert len(df) > 10
+    _assert_columns_equal_frame(store.query_exposure_columns(big), df)
+    pd.testing.assert_frame_equal(df, store.query(t, *store.exposure_cone(big)))
+    with pytest.raises(ObservatoryMismatchError, match="W84"):
+        store.exposure_cone(_exposure(31.0, -4.0, t, observatory="W84"))
+    with pytest.raises(ObservatoryMismatchError, match="W84"):
+        store.query_exposure_columns(_exposure(31.0, -4.0, t, observatory="W84"))
