@@ -22,6 +22,7 @@ __all__ = [
     "ecliptic_from_icrs_deg",
     "galactic_from_icrs_deg",
     "radec_from_unit_vectors_deg",
+    "rotation_from_icrs",
     "tangent_plane_offsets_arcsec",
     "unit_vectors",
 ]
@@ -107,7 +108,7 @@ def tangent_plane_offsets_arcsec(
 
 
 @cache
-def _rotation_from_icrs(frame_name: str) -> FloatArray:
+def rotation_from_icrs(frame_name: str) -> FloatArray:
     """3x3 matrix taking ICRS unit vectors to ``frame_name`` unit vectors.
 
     Both target frames here are fixed rotations of ICRS (galactic; the
@@ -126,7 +127,7 @@ def _rotation_from_icrs(frame_name: str) -> FloatArray:
 
 def _rotate(frame_name: str, ra_deg: ArrayLike, dec_deg: ArrayLike) -> tuple[FloatArray, FloatArray]:
     v = unit_vectors(ra_deg, dec_deg)
-    return radec_from_unit_vectors_deg(v @ _rotation_from_icrs(frame_name).T)
+    return radec_from_unit_vectors_deg(v @ rotation_from_icrs(frame_name).T)
 
 
 def ecliptic_from_icrs_deg(ra_deg: ArrayLike, dec_deg: ArrayLike) -> tuple[FloatArray, FloatArray]:

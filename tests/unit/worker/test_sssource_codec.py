@@ -60,3 +60,12 @@ def test_zigzag_varint(value: int) -> None:
     out = io.BytesIO()
     fastavro.schemaless_writer(out, {"type": "long"}, value)
     assert zigzag_varint(value) == out.getvalue()
+
+
+@given(st.lists(st.integers(-(2**63), 2**63 - 1), max_size=20))
+def test_zigzag_varints_match_the_scalar_encoder(values: list[int]) -> None:
+    from ssassoc.worker.sssource_codec import zigzag_varints
+
+    edges = [0, -1, 1, 63, 64, -64, -65, 2**62, -(2**63), 2**63 - 1]
+    array = np.array(values + edges, dtype=np.int64)
+    assert zigzag_varints(array) == [zigzag_varint(v) for v in values + edges]
