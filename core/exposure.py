@@ -66,12 +66,19 @@ class Exposure:
         object.__setattr__(self, "visit", int(self.visit))
         object.__setattr__(self, "detector", int(self.detector))
         # A WCS that cannot map its own centre is broken (singular CD matrix, NaN keywords...).
+        # The centre and its two neighbours in one call: they also give the pixel scale.
+        cx, cy = (self.width - 1) / 2, (self.height - 1) / 2
         try:
-            centre = self.pixel_to_sky_deg(np.array([(self.width - 1) / 2]), np.array([(self.height - 1) / 2]))
+            ra, dec = self.pixel_to_sky_deg(np.array([cx, cx + 1, cx]), np.array([cy, cy, cy + 1]))
         except Exception as exc:
             raise ExposureError(f"unusable WCS: {exc}") from exc
-        if not np.all(np.isfinite(centre[0])) or not np.all(np.isfinite(centre[1])):
+        if not np.all(np.isfinite(ra)) or not np.all(np.isfinite(dec)):
             raise ExposureError("wcs does not map the detector centre to a finite sky position")
+        self._cache["centre_deg"] = (float(ra[0]), float(dec[0]))
+        from .geometry import angular_separation_deg
+
+        sep = angular_separation_deg(ra[0], dec[0], ra[1:], dec[1:])
+        self._cache["pixel_scale_arcsec"] = float(np.sqrt(sep[0] * sep[1]) * 3600.0)
 
     # -- conversions -----------------------------------------------------------
     def pixel_to_sky_deg(self, x_pix: np.ndarray, y_pix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -111,26 +118,13 @@ class Exposure:
 
     @property
     def centre_deg(self) -> tuple[float, float]:
-        cached = self._cache.get("centre_deg")
-        if cached is None:
-            ra, dec = self.pixel_to_sky_deg(np.array([(self.width - 1) / 2]), np.array([(self.height - 1) / 2]))
-            cached = (float(ra[0]), float(dec[0]))
-            self._cache["centre_deg"] = cached
-        return cached
+        """(ra, dec) in degrees of the detector centre pixel (computed once, at construction)."""
+        return self._cache["centre_deg"]
 
     @property
     def pixel_scale_arcsec(self) -> float:
-        """Mean pixel scale at the detector centre (arcsec/pixel)."""
-        cached = self._cache.get("pixel_scale_arcsec")
-        if cached is None:
-            cx, cy = (self.width - 1) / 2, (self.height - 1) / 2
-            ra, dec = self.pixel_to_sky_deg(np.array([cx, cx + 1, cx]), np.array([cy, cy, cy + 1]))
-            from .geometry import angular_separation_deg
-
-            sep = angular_separation_deg(ra[0], dec[0], ra[1:], dec[1:])
-            cached = float(np.sqrt(sep[0] * sep[1]) * 3600.0)
-            self._cache["pixel_scale_arcsec"] = cached
-        return float(cached)
+        """Mean pixel scale at the detector centre (arcsec/pixel; computed at construction)."""
+        return float(self._cache["pixel_scale_arcsec"])
 
     # -- construction ------------------------------------------------------------
     @classmethod

@@ -97,13 +97,17 @@ class _Columns:
         self.names = set(table)
         lengths = set()
         for name, values in table.items():
-            if not isinstance(values, np.ndarray | list | tuple | pd.Series | pd.api.extensions.ExtensionArray):
+            if isinstance(values, np.ndarray):  # the usual case: no generic checks
+                ndim = values.ndim
+            elif isinstance(values, list | tuple | pd.Series | pd.api.extensions.ExtensionArray):
+                ndim = np.ndim(np.asarray(values, dtype=object))
+            else:
                 raise InputTableError(
                     f"{what} must be a pandas DataFrame or a mapping of column name to 1-D array; "
                     f"column {name!r} is a {type(values).__name__}"
                 )
-            if np.ndim(values) != 1:
-                raise InputTableError(f"{what} column {name!r} must be 1-D, got {np.ndim(values)} dimensions")
+            if ndim != 1:
+                raise InputTableError(f"{what} column {name!r} must be 1-D, got {ndim} dimensions")
             lengths.add(len(values))
         if len(lengths) > 1:
             raise InputTableError(f"{what} columns differ in length: {sorted(lengths)}")
