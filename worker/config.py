@@ -107,6 +107,20 @@ class WorkerSettings(BaseSettings):
             "fixed object table (development and tests only)."
         ),
     )
+    ephemeris_visit_cache_radius_deg: float = Field(
+        4.2,
+        ge=0,
+        le=90,
+        description=(
+            "Visit cache of the ephemeris store [deg]: the detectors of a visit share their midpoint "
+            "time, so from the second detector on the store is queried once over the detector's cone "
+            "widened by this much and the visit's detectors are answered from that (same results). "
+            "Default: Rubin's focal-plane diameter; 0 = off (one store query per detector)."
+        ),
+    )
+    ephemeris_visit_cache_entries: int = Field(
+        4, ge=1, le=1000, description="Visit cones kept by the ephemeris visit cache (least recently used go)."
+    )
     processing_guarantee: ProcessingGuarantee = Field(
         "exactly-once",
         description=(

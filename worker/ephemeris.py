@@ -2,33 +2,51 @@
 
 The worker only needs ``query_exposure(exposure) -> DataFrame`` (the
 solarSystemObjectTable) raising a coverage error for times the provider does
-not cover. :func:`open_provider` opens the real store
-(``ssassoc.core.ephemeris.store``); a ``.csv`` path opens a
-:class:`TableEphemerisProvider`, a fixed object table valid over a declared
-time range, meant for development and tests only.
+not cover; providers that also have ``query_exposure_columns(exposure) -> dict``
+(the same table as 1-D numpy arrays) spare the worker a DataFrame per event.
+:func:`open_provider` opens the real store (``ssassoc.core.ephemeris.store``);
+a ``.csv`` path opens a :class:`TableEphemerisProvider`, a fixed object table
+valid over a declared time range, meant for development and tests only.
+:class:`VisitCacheProvider` wraps a store so that the detectors of one visit
+(which share the midpoint time) cost one store query per visit, not one each.
 """
 
 from __future__ import annotations
 
 import importlib
+import math
+from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pandas as pd
 
-from ssassoc.core.columns import SS_OBJECT_REQUIRED
+from ssassoc.core.columns import SS_OBJECT_OPTIONAL, SS_OBJECT_REQUIRED
 
 if TYPE_CHECKING:
     from ssassoc.core import Exposure
 
 __all__ = [
+    "DEFAULT_VISIT_CACHE_RADIUS_DEG",
     "EphemerisProvider",
     "OutsideCoverageError",
     "TableEphemerisProvider",
+    "VisitCacheProvider",
+    "columns_frame",
     "coverage_error_types",
     "open_provider",
+    "with_visit_cache",
 ]
+
+DEFAULT_VISIT_CACHE_RADIUS_DEG = 4.2
+"""Extra radius of a visit-cache query beyond the first detector's cone [deg]: twice the
+radius of the circle holding every detector of Rubin's focal plane (2 x 2.05 deg), so
+whichever detector of a visit comes first, the cone covers every other one."""
+
+_SS_COLUMNS: tuple[str, ...] = SS_OBJECT_REQUIRED + SS_OBJECT_OPTIONAL
+# A detector must lie inside the cached cone by more than float rounding of the angles.
+_COVER_MARGIN_DEG = 1e-7
 
 
 class OutsideCoverageError(LookupError):
@@ -54,6 +72,20 @@ class EphemerisProvider(Protocol):
         ...
 
 
+def _unit_vector(ra_deg: float, dec_deg: float) -> np.ndarray:
+    # Built exactly as the store builds a cone centre: cone decisions then agree to the bit.
+    ra_r, dec_r = math.radians(ra_deg), math.radians(dec_deg)
+    cd = math.cos(dec_r)
+    return np.array([cd * math.cos(ra_r), cd * math.sin(ra_r), math.sin(dec_r)])
+
+
+def columns_frame(columns: dict[str, np.ndarray]) -> pd.DataFrame:
+    """A solarSystemObjectTable DataFrame from a dict of columns (designation as pandas str)."""
+    frame = pd.DataFrame({name: columns[name] for name in _SS_COLUMNS if name in columns})
+    frame["designation"] = frame["designation"].astype("str")
+    return frame
+
+
 class TableEphemerisProvider:
     """A fixed solarSystemObjectTable, valid between two TAI MJDs (dev/test data).
 
@@ -77,8 +109,13 @@ class TableEphemerisProvider:
         ra = np.radians(self.table["ephRa"].to_numpy(float))
         dec = np.radians(self.table["ephDec"].to_numpy(float))
         self._unit = np.stack((np.cos(dec) * np.cos(ra), np.cos(dec) * np.sin(ra), np.sin(dec)), -1)
+        # numpy copies of the columns once, for the array form of the query
+        self._columns = {
+            name: np.asarray(self.table[name], dtype=object if name == "designation" else None)
+            for name in self.table.columns
+        }
 
-    def query_exposure(self, exposure: Exposure) -> pd.DataFrame:
+    def _keep(self, exposure: Exposure) -> np.ndarray:
         t = exposure.midpointMjdTai
         if not self.start_mjd_tai <= t <= self.end_mjd_tai:
             raise OutsideCoverageError(
@@ -89,8 +126,15 @@ class TableEphemerisProvider:
         centre = np.array([np.cos(dec_c) * np.cos(ra_c), np.cos(dec_c) * np.sin(ra_c), np.sin(dec_c)])
         half_diagonal_deg = 0.5 * np.hypot(exposure.width, exposure.height) * exposure.pixel_scale_arcsec / 3600
         cos_radius = np.cos(np.radians(min(half_diagonal_deg + self.buffer_deg, 180.0)))
-        keep = self._unit @ centre >= cos_radius
-        return self.table.loc[keep].reset_index(drop=True)
+        return np.asarray(self._unit @ centre >= cos_radius)
+
+    def query_exposure(self, exposure: Exposure) -> pd.DataFrame:
+        return self.table.loc[self._keep(exposure)].reset_index(drop=True)
+
+    def query_exposure_columns(self, exposure: Exposure) -> dict[str, np.ndarray]:
+        """:meth:`query_exposure` as a dict of 1-D numpy arrays (designation: object array)."""
+        idx = np.flatnonzero(self._keep(exposure))
+        return {name: values[idx] for name, values in self._columns.items()}
 
     def to_csv(self, path: str | Path) -> None:
         """Write with a ``# coverage_mjd_tai: START END`` first line (read by :meth:`from_csv`)."""
@@ -108,6 +152,149 @@ class TableEphemerisProvider:
             table = pd.read_csv(stream, dtype={"designation": "string"})
         table["designation"] = table["designation"].astype(object)
         return cls(table, start, end)
+
+
+# -- the visit cache -------------------------------------------------------------------------
+
+
+class _VisitCone:
+    """The evaluated objects of one store query (one visit's wide cone at one time)."""
+
+    __slots__ = (
+        "centre",
+        "designation",
+        "float_names",
+        "floats",
+        "ids",
+        "mjd_tai",
+        "radius_deg",
+        "rho",
+        "store",
+        "topo",
+    )  # fmt: skip
+
+    def __init__(
+        self, store: Any, mjd_tai: float, ra_deg: float, dec_deg: float, radius_deg: float,
+        columns: dict[str, np.ndarray],
+    ) -> None:  # fmt: skip
+        self.store = store
+        self.mjd_tai = mjd_tai
+        self.centre = _unit_vector(ra_deg, dec_deg)
+        self.radius_deg = radius_deg
+        self.ids = columns["ssObjectId"]
+        self.designation = columns["designation"]
+        self.float_names = [name for name in columns if name not in ("ssObjectId", "designation")]
+        # One (columns, n) block: a detector's rows are then one fancy-index call, not 18.
+        self.floats = np.stack([columns[name] for name in self.float_names])
+        # The store's own cone test uses topocentric vectors and their length (not unit
+        # vectors of ephRa/ephDec): the same inputs give the same decisions.
+        self.topo = np.ascontiguousarray(np.stack((columns["topo_x"], columns["topo_y"], columns["topo_z"])))
+        self.rho = np.sqrt(np.einsum("cn,cn->n", self.topo, self.topo))
+
+    def covers(self, centre: np.ndarray, radius_deg: float) -> bool:
+        """True if the cone (``centre``, ``radius_deg``) lies inside this one."""
+        cross = np.cross(self.centre, centre)
+        separation_deg = math.degrees(math.atan2(float(np.sqrt(cross @ cross)), float(self.centre @ centre)))
+        return separation_deg + radius_deg <= self.radius_deg - _COVER_MARGIN_DEG
+
+    def select(self, centre: np.ndarray, radius_deg: float) -> dict[str, np.ndarray]:
+        """The objects in a cone inside this one, as the store itself would return them."""
+        idx = np.flatnonzero(centre @ self.topo >= math.cos(math.radians(radius_deg)) * self.rho)
+        floats = self.floats[:, idx]
+        out = {"ssObjectId": self.ids[idx], "designation": self.designation[idx]}
+        out.update(zip(self.float_names, floats, strict=True))
+        return out
+
+
+class VisitCacheProvider:
+    """One store query per visit instead of one per detector.
+
+    The detectors of a visit share their midpoint time. When a second detector
+    with the same time (and store, hence observatory) arrives, the store is
+    queried once over the detector's cone widened by ``radius_deg`` (default:
+    the focal plane's diameter, so every detector of the visit falls inside,
+    whichever came first); that detector and the visit's later ones are then
+    answered from the evaluated columns with a numpy cone test on each
+    detector's own :meth:`exposure_cone`, giving exactly the rows and values
+    a direct store query gives. A detector outside every cached cone gets a
+    fresh query. The first detector of a time is queried directly, so a stream
+    of isolated detectors (each its own time) pays nothing for the cache.
+
+    Memory is bounded: the ``max_entries`` most recently used cones are kept
+    (a visit's cone holds a few thousand objects, ~0.2 kB each).
+
+    ``provider`` is an :class:`~ssassoc.core.ephemeris.store.EphemerisStore`
+    or anything with ``store_for(mjd_tai, observatory)`` returning one
+    (:class:`~ssassoc.worker.store_rotation.StoreDirectoryProvider`).
+    """
+
+    def __init__(
+        self, provider: Any, radius_deg: float = DEFAULT_VISIT_CACHE_RADIUS_DEG, max_entries: int = 4
+    ) -> None:
+        if not radius_deg > 0:
+            raise ValueError(f"radius_deg must be > 0, got {radius_deg!r}")
+        if max_entries < 1:
+            raise ValueError(f"max_entries must be >= 1, got {max_entries!r}")
+        self.provider = provider
+        self.radius_deg = float(radius_deg)
+        self.max_entries = int(max_entries)
+        self._cones: deque[_VisitCone] = deque()
+        self._seen: deque[tuple[int, float]] = deque(maxlen=8)  # (id(store), time) queried directly
+        self.hits = 0
+        self.misses = 0
+
+    def __getattr__(self, name: str) -> Any:
+        # Everything else (spans, store_for, start_mjd_tai, ...) is the wrapped provider's.
+        if name == "provider":  # not set yet (copy, unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.provider, name)
+
+    def _store(self, exposure: Exposure) -> Any:
+        store_for = getattr(self.provider, "store_for", None)
+        if store_for is not None:
+            return store_for(exposure.midpointMjdTai, exposure.observatory)
+        return self.provider
+
+    def query_exposure_columns(self, exposure: Exposure) -> dict[str, np.ndarray]:
+        """The store's ``query_exposure_columns(exposure)``, from the visit's cached cone if possible."""
+        store = self._store(exposure)
+        ra, dec, radius = store.exposure_cone(exposure)  # raises on a foreign observatory
+        mjd = float(exposure.midpointMjdTai)
+        centre = _unit_vector(ra, dec)
+        for i, cone in enumerate(self._cones):
+            if cone.store is store and cone.mjd_tai == mjd and cone.covers(centre, radius):
+                if i:  # most recently used first
+                    del self._cones[i]
+                    self._cones.appendleft(cone)
+                self.hits += 1
+                return cone.select(centre, radius)
+        self.misses += 1
+        key = (id(store), mjd)
+        if key not in self._seen:
+            # The first detector of this time: maybe an isolated one, query just its cone.
+            self._seen.append(key)
+            columns: dict[str, np.ndarray] = store.query_columns(mjd, ra, dec, radius)
+            return columns
+        wide = min(radius + self.radius_deg, 180.0)
+        cone = _VisitCone(store, mjd, ra, dec, wide, store.query_columns(mjd, ra, dec, wide))
+        self._cones.appendleft(cone)
+        while len(self._cones) > self.max_entries:
+            self._cones.pop()
+        return cone.select(centre, radius)
+
+    def query_exposure(self, exposure: Exposure) -> pd.DataFrame:
+        return columns_frame(self.query_exposure_columns(exposure))
+
+
+def with_visit_cache(provider: Any, radius_deg: float, max_entries: int = 4) -> Any:
+    """``provider`` behind a :class:`VisitCacheProvider` if it is a store (or a directory of
+    stores) and ``radius_deg`` > 0; otherwise ``provider`` itself."""
+    if radius_deg <= 0 or isinstance(provider, VisitCacheProvider):
+        return provider
+    is_store = hasattr(provider, "exposure_cone") and hasattr(provider, "query_columns")
+    if not (is_store or hasattr(provider, "store_for")):
+        return provider
+    return VisitCacheProvider(provider, radius_deg, max_entries)
 
 
 def open_provider(path: str | Path) -> Any:

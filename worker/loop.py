@@ -45,7 +45,7 @@ from .deadletter import (
     kafka_headers,
     message_headers,
 )
-from .ephemeris import EphemerisProvider, open_provider
+from .ephemeris import EphemerisProvider, open_provider, with_visit_cache
 from .health import HealthState
 from .logging import get_logger
 from .processing import EventLimits, EventProcessor, TransientFault
@@ -541,6 +541,9 @@ def processor_from_settings(settings: WorkerSettings, provider: EphemerisProvide
         if settings.ephemeris_store is None:
             raise ValueError("no ephemeris store: set --ephemeris-store / SSASSOC_EPHEMERIS_STORE")
         provider = open_provider(settings.ephemeris_store)
+    provider = with_visit_cache(
+        provider, settings.ephemeris_visit_cache_radius_deg, settings.ephemeris_visit_cache_entries
+    )
     return EventProcessor(
         provider,
         output_topic=settings.output_topic,

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ssassoc.core import Exposure
@@ -119,3 +120,8 @@ class StoreDirectoryProvider:
     # -- the provider protocol -----------------------------------------------------------
     def query_exposure(self, exposure: Exposure) -> pd.DataFrame:
         return self.store_for(exposure.midpointMjdTai, exposure.observatory).query_exposure(exposure)
+
+    def query_exposure_columns(self, exposure: Exposure) -> dict[str, np.ndarray]:
+        """:meth:`query_exposure` as a dict of 1-D numpy arrays (no DataFrame)."""
+        store = self.store_for(exposure.midpointMjdTai, exposure.observatory)
+        return store.query_exposure_columns(exposure)
