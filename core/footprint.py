@@ -13,6 +13,7 @@ box padded by its own ephemeris uncertainty. A round-trip check
 from __future__ import annotations
 
 import math
+from functools import cached_property
 
 import numpy as np
 from numpy.typing import NDArray
@@ -51,13 +52,17 @@ class DetectorFootprint:
         self.linear = not exposure.is_distorted
         self._outline: tuple[NDArray[np.float64], float, float] | None = None
         self.centre_ra_deg, self.centre_dec_deg = exposure.centre_deg
-        self._centre_vec = unit_vectors(self.centre_ra_deg, self.centre_dec_deg)
-        cx, cy, _ = self._centre_vec
+
+    @cached_property
+    def _basis(self) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64]]:
+        """(centre, east, north) unit vectors: only the sky-side outline test needs them."""
+        centre = _unit_vector(self.centre_ra_deg, self.centre_dec_deg)
+        cx, cy, _ = centre
         east = np.array([-cy, cx, 0.0])  # z x centre
         norm = math.hypot(cx, cy)
         # At a pole any east direction will do.
-        self._east = east / norm if norm > 1e-12 else np.array([0.0, 1.0, 0.0])
-        self._north = cross(self._centre_vec, self._east)
+        east = east / norm if norm > 1e-12 else np.array([0.0, 1.0, 0.0])
+        return centre, east, cross(centre, east)
 
     def _traced_outline(self) -> tuple[NDArray[np.float64], float, float]:
         """(projected outline polygon, bounding radius, inscribed radius in degrees), traced once."""
@@ -84,9 +89,10 @@ class DetectorFootprint:
 
     def _project(self, vectors: NDArray[np.float64]) -> NDArray[np.float64]:
         """Gnomonic projection on the plane tangent at the detector centre."""
-        radial = vectors @ self._centre_vec
+        centre, east, north = self._basis
+        radial = vectors @ centre
         with np.errstate(divide="ignore", invalid="ignore"):
-            xy = np.stack((vectors @ self._east / radial, vectors @ self._north / radial), axis=-1)
+            xy = np.stack((vectors @ east / radial, vectors @ north / radial), axis=-1)
         xy[radial <= 0] = np.nan  # far hemisphere: never inside
         return xy
 
@@ -108,7 +114,7 @@ class DetectorFootprint:
         # between needs the polygon test.
         outline_xy, radius_deg, inner_radius_deg = self._traced_outline()
         vectors = unit_vectors(ra[finite], dec[finite])
-        cos_dist = vectors @ self._centre_vec
+        cos_dist = vectors @ self._basis[0]
         surely_in = cos_dist >= np.cos(np.radians(inner_radius_deg))
         maybe = ~surely_in & (cos_dist >= np.cos(np.radians(radius_deg)))
         result = surely_in.copy()
@@ -130,9 +136,14 @@ class DetectorFootprint:
         y = np.full(ra.shape, np.nan)
         if self.linear:
             # Plain TAN: any point on the tangent point's hemisphere has one exact pixel position.
-            tangent = unit_vectors(*self.exposure.wcs.wcs.crval)
-            mask = np.isfinite(ra) & np.isfinite(dec)
-            mask[mask] = unit_vectors(ra[mask], dec[mask]) @ tangent > 0
+            ra0, dec0 = np.radians(self.exposure.wcs.wcs.crval)
+            with np.errstate(invalid="ignore"):  # NaN compares False: excluded
+                # cos(distance to the tangent point) > 0
+                mask = (
+                    np.sin(np.radians(dec)) * math.sin(dec0)
+                    + np.cos(np.radians(dec)) * math.cos(dec0) * np.cos(np.radians(ra) - ra0)
+                    > 0
+                )
         else:
             mask = self.on_sky_outline(ra, dec)
         if not mask.any():
@@ -155,6 +166,11 @@ class DetectorFootprint:
         mask[idx] = ok
         x[idx], y[idx] = px, py
         return mask, x, y
+
+
+def _unit_vector(ra_deg: float, dec_deg: float) -> NDArray[np.float64]:
+    ra, dec = math.radians(ra_deg), math.radians(dec_deg)
+    return np.array([math.cos(dec) * math.cos(ra), math.cos(dec) * math.sin(ra), math.sin(dec)])
 
 
 def _points_in_polygon(points: NDArray[np.float64], polygon: NDArray[np.float64]) -> NDArray[np.bool_]:
