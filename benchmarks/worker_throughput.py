@@ -1,32 +1,47 @@
-"""Throughput and latency of one ``ssassoc worker`` process through the local broker.
+"""Throughput and latency of one ``ssassoc worker`` process through the local broker,
+with a 1.3-million-object ephemeris store and realistic visits.
 
-    .venv/bin/python benchmarks/worker_throughput.py [--events 3000] [--rate 50] [--seconds 20]
+    .venv/bin/python benchmarks/worker_throughput.py [--events 3000] [--objects 1300000]
+        [--store DIR] [--visits 16] [--isolated 500] [--rate 50] [--seconds 20] [--profile DIR]
 
-Realistic detector events (~500 sources, ~20 predicted objects, 4072x4000 px
-TAN WCS, ~28 KB) go through a local Tansu broker (memory storage, loopback).
-Measured in the same run:
+The store: ``--store DIR`` reuses (or builds into) DIR; otherwise a store of
+``--objects`` synthetic orbits (``population.generate_population``, N-body
+build, one day at X05) is built once and cached under
+``out/bench-store-n<N>-seed<S>-mjd<START>-<SPAN>d``.
 
-* baseline: the broker's raw produce+consume rate for these events (one
-  process, no work) and the decode cost of three source layouts;
-* saturated throughput of one worker process (events/s) over a pre-filled topic;
-* latency at a fixed input rate: event produced -> ssSource produced (the
-  Kafka CreateTime of each), p50/p99, and -> visible to a read_committed
-  reader (adds the transaction commit interval), plus the per-stage breakdown
-  from the worker's own task-metadata log events;
-* the worker's resident memory (peak of samples).
+The events (all predicted by that store; everything seeded):
 
-The ephemeris stage is the fixed-table provider (a cone search over the
-union of the events' predicted objects), not the 1.3-million-object store;
-the store has its own benchmark.
+* visits of the 189 detectors of Rubin's focal plane (``core/focal_plane.py``)
+  sharing one midpoint time, 34 s apart, pointed within 40 deg of opposition,
+  two in three near the ecliptic (|beta| < 5 deg) and one in three away from it
+  (15-40 deg); the sources of a detector are the store's objects that fall on
+  it (90 % detected, 0.1" noise) plus unrelated sources up to 500;
+* two streams: **visit-ordered** (the detectors of a visit consecutive, as
+  Rubin sends them) and **isolated** detectors (each event its own visit,
+  time and pointing).
+
+Measured in the same run: the broker's raw produce+consume rate for these
+events and the decode cost of three source layouts (baselines); the
+ephemeris stage per event in-process, store queried directly vs. through
+the worker's visit cache; saturated throughput of one worker process over a
+pre-filled topic (visit-ordered exactly-once with and without the visit
+cache, isolated, visit-ordered at-least-once) with per-stage timings from the
+worker's task-metadata log events; latency at a fixed input rate (event
+produced -> ssSource produced, and -> visible to a read_committed reader);
+the worker's peak resident memory. ``--profile DIR`` records the first
+throughput run with py-spy (if installed) and prints the top functions.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import contextlib
 import io
 import json
+import math
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -35,6 +50,7 @@ import tempfile
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +59,17 @@ import numpy as np
 import psutil
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
+from ssassoc.core.ephemeris.store import EphemerisStore
+from ssassoc.core.focal_plane import FocalPlane, rubin_like_focal_plane
 from ssassoc.worker import wire
 from ssassoc.worker.broker import LocalBroker, create_topics
-from ssassoc.worker.sample_events import SampleStream, sample_stream
+from ssassoc.worker.ephemeris import DEFAULT_VISIT_CACHE_RADIUS_DEG, VisitCacheProvider
+from ssassoc.worker.events import exposure_from_event, make_visit_event
+
+REPO = Path(__file__).resolve().parents[1]
+OBLIQUITY_RAD = math.radians(84381.406 / 3600.0)
+VISIT_INTERVAL_DAYS = 34.0 / 86400.0  # Rubin: a visit every ~34 s
+N_SOURCES = 500
 
 
 def pct(values: list[float], q: float) -> float:
@@ -125,11 +149,169 @@ def broker_raw_rate(bootstrap: str, values: list[bytes], n: int) -> float:
     return n / elapsed
 
 
+# -- the store ---------------------------------------------------------------------------
+
+
+def ensure_store(path: Path | None, n_objects: int, seed: int, start_mjd_tai: float, span_days: float,
+                 workers: int) -> Path:
+    """The store at ``path`` (built there if absent), else the cached one for these parameters."""
+    if path is None:
+        path = REPO / "out" / f"bench-store-n{n_objects}-seed{seed}-mjd{start_mjd_tai}-{span_days}d"
+    if (path / "manifest.json").is_file():
+        return path
+    from ssassoc.core.ephemeris.build import build_store
+    from ssassoc.core.ephemeris.population import generate_population
+
+    print(f"building a store of {n_objects:,} synthetic orbits (N-body) into {path} ...", flush=True)
+    t0 = time.perf_counter()
+    orbits = generate_population(n_objects, seed=seed, epoch_mjd_tdb=start_mjd_tai).to_orbit_table()
+    last = [0.0]
+
+    def progress(stage: str, done: int, total: int) -> None:
+        now = time.perf_counter()
+        if now - last[0] > 20 or done == total:
+            print(f"  build {stage}: {done:,}/{total:,} {now - t0:.0f} s", flush=True)
+            last[0] = now
+
+    build_store(orbits, "X05", start_mjd_tai, start_mjd_tai + span_days, path, workers=workers,
+                progress=progress, overwrite=True)
+    return path
+
+
+# -- the events ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BenchEvent:
+    key: bytes
+    value: bytes
+    n_predicted: int  # what the store returns for the detector (its cone)
+    n_on_chip: int  # predicted objects inside the detector
+    near_ecliptic: bool
+
+
+def _ecliptic_to_icrs(lon_deg: float, lat_deg: float) -> tuple[float, float]:
+    lon, lat = math.radians(lon_deg), math.radians(lat_deg)
+    x, y, z = math.cos(lat) * math.cos(lon), math.cos(lat) * math.sin(lon), math.sin(lat)
+    ce, se = math.cos(OBLIQUITY_RAD), math.sin(OBLIQUITY_RAD)
+    y, z = y * ce - z * se, y * se + z * ce
+    return math.degrees(math.atan2(y, x)) % 360.0, math.degrees(math.asin(z))
+
+
+def _pointing(store: EphemerisStore, mjd_tai: float, near: bool, rng: np.random.Generator) -> tuple[float, float]:
+    """A night-sky pointing: within 40 deg of opposition, near (|beta| < 5) or away (15-40) from the ecliptic."""
+    obs, _ = store.observer_state(mjd_tai)  # heliocentric observer: its direction is opposition
+    x, y, z = obs / np.linalg.norm(obs)
+    ce, se = math.cos(OBLIQUITY_RAD), math.sin(OBLIQUITY_RAD)
+    opposition_lon = math.degrees(math.atan2(y * ce + z * se, x))
+    lat = rng.uniform(-5.0, 5.0) if near else rng.choice([-1.0, 1.0]) * rng.uniform(15.0, 40.0)
+    return _ecliptic_to_icrs(opposition_lon + rng.uniform(-40.0, 40.0), float(lat))
+
+
+def visit_events(store: EphemerisStore, focal_plane: FocalPlane, visit: int, mjd_tai: float, near: bool,
+                 rng: np.random.Generator) -> list[BenchEvent]:
+    """The detector events of one visit (of ``focal_plane``'s detectors), sources from the store."""
+    ra0, dec0 = _pointing(store, mjd_tai, near, rng)
+    rotation = float(rng.uniform(0.0, 360.0))
+    objects = store.query_columns(mjd_tai, ra0, dec0, focal_plane.radius_deg + 0.05)
+    on_detector, x_obj, y_obj = focal_plane.locate(objects["ephRa"], objects["ephDec"], ra0, dec0, rotation)
+    events = []
+    for exposure in focal_plane.exposures(ra0, dec0, rotation, mjd_tai, visit=visit):
+        on = np.flatnonzero(on_detector == exposure.detector)
+        found = on[rng.random(on.size) < 0.9]
+        n_other = max(0, N_SOURCES - found.size)
+        x_other = rng.uniform(-0.5, exposure.width - 0.5, n_other)
+        y_other = rng.uniform(-0.5, exposure.height - 0.5, n_other)
+        ra_other, dec_other = exposure.pixel_to_sky_deg(x_other, y_other)
+        noise_deg = rng.normal(0.0, 0.1 / 3600.0, (2, found.size))
+        dec_found = objects["ephDec"][found] + noise_deg[1]
+        ra_found = (objects["ephRa"][found] + noise_deg[0] / np.cos(np.radians(dec_found))) % 360.0
+        n = found.size + n_other
+        first_id = (visit * 1000 + exposure.detector) * 1000
+        sources = {
+            "diaSourceId": np.arange(first_id, first_id + n, dtype=np.int64),
+            "ra": np.concatenate([ra_found, ra_other]),
+            "dec": np.concatenate([dec_found, dec_other]),
+            "raErr": np.full(n, 0.1 / 3600),
+            "decErr": np.full(n, 0.1 / 3600),
+            "x": np.concatenate([x_obj[found], x_other]),
+            "y": np.concatenate([y_obj[found], y_other]),
+            "psfFlux": rng.lognormal(8.0, 1.0, n),
+            "psfFluxErr": rng.lognormal(5.0, 0.3, n),
+            "snr": rng.uniform(5.0, 100.0, n),
+            "extendedness": rng.uniform(0.0, 1.0, n),
+        }
+        record = make_visit_event(
+            visit=visit, detector=exposure.detector, band="r", midpoint_mjd_tai=mjd_tai, exposure_time_s=30.0,
+            wcs=exposure.wcs, width=exposure.width, height=exposure.height, sources=sources,
+        )  # fmt: skip
+        n_predicted = len(store.query_exposure_columns(exposure)["ssObjectId"])
+        events.append(BenchEvent(f"{visit}:{exposure.detector}".encode(), wire.encode("visitEvent", record),
+                                 n_predicted, int(on.size), near))  # fmt: skip
+    return events
+
+
+def make_streams(store: EphemerisStore, n_visits: int, n_isolated: int, seed: int
+                 ) -> tuple[list[BenchEvent], list[BenchEvent]]:
+    """(visit-ordered events, isolated-detector events)."""
+    rng = np.random.default_rng(seed)
+    focal_plane = rubin_like_focal_plane()
+    t0 = store.start_mjd_tai + 0.05
+    ordered: list[BenchEvent] = []
+    for k in range(n_visits):
+        ordered += visit_events(store, focal_plane, 100_000 + k, t0 + k * VISIT_INTERVAL_DAYS, k % 3 != 2, rng)
+    isolated: list[BenchEvent] = []
+    times = rng.uniform(store.start_mjd_tai + 0.01, store.end_mjd_tai - 0.01, n_isolated)
+    for k in range(n_isolated):
+        one = focal_plane.subset([int(rng.integers(0, len(focal_plane.detector)))])
+        isolated += visit_events(store, one, 200_000 + k, float(times[k]), k % 3 != 2, rng)
+    return ordered, isolated
+
+
+def stream_stats(events: list[BenchEvent]) -> dict[str, Any]:
+    def mean(values: list[int]) -> float:
+        return round(statistics.mean(values), 2) if values else float("nan")
+
+    return {
+        "events": len(events),
+        "event_bytes_mean": round(statistics.mean(len(e.value) for e in events)),
+        "predicted_per_detector_mean": mean([e.n_predicted for e in events]),
+        "predicted_per_detector_mean_near_ecliptic": mean([e.n_predicted for e in events if e.near_ecliptic]),
+        "predicted_per_detector_mean_away": mean([e.n_predicted for e in events if not e.near_ecliptic]),
+        "predicted_per_detector_max": max(e.n_predicted for e in events),
+        "on_chip_per_detector_mean": mean([e.n_on_chip for e in events]),
+    }
+
+
+def ephemeris_stage(store_path: Path, events: list[BenchEvent], passes: int = 2) -> dict[str, float]:
+    """ms per event of the ephemeris query, in-process: the store directly vs. the visit cache.
+
+    Exposures are decoded from the events beforehand (as the worker does before the query)."""
+    store = EphemerisStore.open(store_path)
+    exposures = [exposure_from_event(wire.decode("visitEvent", e.value)[1]) for e in events]
+    for exposure in exposures[:50]:  # warm the pages this stream touches
+        store.query_exposure_columns(exposure)
+    result: dict[str, float] = {}
+    for name in ("store_direct", "visit_cache"):
+        best = math.inf
+        for _ in range(passes):
+            provider: Any = store if name == "store_direct" else VisitCacheProvider(
+                store, DEFAULT_VISIT_CACHE_RADIUS_DEG)
+            t0 = time.perf_counter()
+            for exposure in exposures:
+                provider.query_exposure_columns(exposure)
+            best = min(best, (time.perf_counter() - t0) / len(exposures) * 1e3)
+        result[f"{name}_ms_per_event"] = round(best, 4)
+    result["speedup"] = round(result["store_direct_ms_per_event"] / result["visit_cache_ms_per_event"], 2)
+    return result
+
+
 # -- the worker ------------------------------------------------------------------------------
 
 
 class Worker:
-    def __init__(self, bootstrap: str, topics: dict[str, str], store: Path, log: Path, *extra: str):
+    def __init__(self, bootstrap: str, topics: dict[str, str], store: Path, log: Path, *extra: str,
+                 profile: Path | None = None):
         self.log_path = log
         self._log = open(log, "wb")  # noqa: SIM115
         args = [sys.executable, "-m", "ssassoc.worker", "worker", "--bootstrap-servers", bootstrap,
@@ -143,6 +325,14 @@ class Worker:
         self._sampling = True
         self._sampler = threading.Thread(target=self._sample, daemon=True)
         self._sampler.start()
+        self.spy: subprocess.Popen[bytes] | None = None
+        self.profile = profile
+        if profile is not None and shutil.which("py-spy", path=str(Path(sys.executable).parent)):
+            profile.parent.mkdir(parents=True, exist_ok=True)
+            self.spy = subprocess.Popen(
+                [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(self.process.pid),
+                 "--rate", "250", "--format", "raw", "--output", str(profile), "--nonblocking"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
 
     def _sample(self) -> None:
         while self._sampling:
@@ -151,6 +341,10 @@ class Worker:
             except psutil.Error:
                 return
             time.sleep(0.2)
+
+    def processed(self) -> int:
+        """Events logged so far (a byte count: parsing the log here would steal the worker's CPU)."""
+        return self.log_path.read_bytes().count(b'"event processed"')
 
     def events(self) -> list[dict[str, Any]]:
         out = []
@@ -169,6 +363,10 @@ class Worker:
         raise RuntimeError("worker never got partitions:\n" + self.log_path.read_text()[-2000:])
 
     def stop(self) -> int:
+        if self.spy is not None:
+            self.spy.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.spy.wait(30)
         self.process.send_signal(signal.SIGTERM)
         code = self.process.wait(60)
         self._sampling = False
@@ -183,10 +381,10 @@ def make_topics(bootstrap: str) -> dict[str, str]:
     return topics
 
 
-def produce_all(bootstrap: str, topic: str, stream: SampleStream, n: int) -> None:
+def produce_all(bootstrap: str, topic: str, events: list[BenchEvent], n: int) -> None:
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True})
     for i in range(n):
-        event = stream.events[i % len(stream.events)]
+        event = events[i % len(events)]
         while True:
             try:
                 producer.produce(topic, event.value, key=event.key)
@@ -196,31 +394,63 @@ def produce_all(bootstrap: str, topic: str, stream: SampleStream, n: int) -> Non
     producer.flush(60)
 
 
-def throughput(bootstrap: str, stream: SampleStream, store: Path, n: int, workdir: Path,
-               guarantee: str) -> dict[str, Any]:
-    topics = make_topics(bootstrap)
-    produce_all(bootstrap, topics["in"], stream, n)
-    worker = Worker(bootstrap, topics, store, workdir / f"throughput-{guarantee}.log",
-                    "--processing-guarantee", guarantee)
-    deadline = time.monotonic() + 600
-    while len(worker.events()) < n and time.monotonic() < deadline:
-        time.sleep(0.5)
-    events = worker.events()
-    code = worker.stop()
-    stamps = [time.mktime(time.strptime(e["timestamp"][:19], "%Y-%m-%dT%H:%M:%S"))
-              + float("0." + e["timestamp"][20:26]) for e in events]
-    # Skip the first 5 % (group join, cold caches) for the steady rate.
-    skip = len(stamps) // 20
-    rate = (len(stamps) - skip - 1) / (stamps[-1] - stamps[skip]) if len(stamps) > skip + 1 else 0.0
-    return {"guarantee": guarantee, "events": len(events), "events_per_s": round(rate, 1),
-            "peak_rss_mb": round(worker.peak_rss / 2**20, 1), "exit_code": code,
-            "stage_ms_p50": {k: round(pct([e[k] for e in events], 50), 3) for k in STAGES}}
-
-
 STAGES = ("decodeMs", "ephemerisQueryMs", "associationMs", "encodeMs", "produceMs", "totalMs")
 
 
-def latency(bootstrap: str, stream: SampleStream, store: Path, rate: float, seconds: float,
+def _stamp(event: dict[str, Any]) -> float:
+    ts = event["timestamp"]
+    return time.mktime(time.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S")) + float("0." + ts[20:26])
+
+
+def throughput(bootstrap: str, events: list[BenchEvent], store: Path, n: int, workdir: Path, name: str,
+               *extra: str, profile: Path | None = None) -> dict[str, Any]:
+    topics = make_topics(bootstrap)
+    produce_all(bootstrap, topics["in"], events, n)
+    worker = Worker(bootstrap, topics, store, workdir / f"throughput-{name}.log", *extra, profile=profile)
+    deadline = time.monotonic() + 600
+    while worker.processed() < n and time.monotonic() < deadline and worker.process.poll() is None:
+        time.sleep(0.5)
+    code = worker.stop()
+    logged = worker.events()
+    stamps = [_stamp(e) for e in logged]
+    # Skip the first 5 % (group join, cold caches, first touches of the store) for the steady rate.
+    skip = len(stamps) // 20
+    rate = (len(stamps) - skip - 1) / (stamps[-1] - stamps[skip]) if len(stamps) > skip + 1 else 0.0
+    steady = logged[skip:]
+    out = {"run": name, "worker_args": list(extra), "events": len(logged), "events_per_s": round(rate, 1),
+           "peak_rss_mb": round(worker.peak_rss / 2**20, 1), "exit_code": code,
+           "stage_ms_p50": {k: round(pct([e[k] for e in steady], 50), 3) for k in STAGES},
+           "stage_ms_mean": {k: round(statistics.mean(e[k] for e in steady), 3) for k in STAGES} if steady else {},
+           "predicted_mean": round(statistics.mean(e["nPredicted"] for e in steady), 2) if steady else None,
+           "associated_mean": round(statistics.mean(e["nAssociated"] for e in steady), 2) if steady else None}
+    if profile is not None and profile.is_file():
+        out["profile"] = str(profile)
+        out["profile_top"] = profile_top(profile)
+    return out
+
+
+def profile_top(raw: Path, n: int = 25) -> dict[str, Any]:
+    """Share of samples by function (self and inclusive) from py-spy's raw (collapsed) output."""
+    self_count: collections.Counter[str] = collections.Counter()
+    incl: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        k = int(count)
+        total += k
+        frames = [f.split(" (")[0] + " (" + f.split(" (")[1].split(":")[0].rsplit("/", 1)[-1] + ")"
+                  if " (" in f else f for f in stack.split(";")]  # fmt: skip
+        self_count[frames[-1]] += k
+        for frame in set(frames):
+            incl[frame] += k
+    return {"samples": total,
+            "self_pct": {f: round(100 * c / total, 1) for f, c in self_count.most_common(n)},
+            "inclusive_pct": {f: round(100 * c / total, 1) for f, c in incl.most_common(n)}}
+
+
+def latency(bootstrap: str, events: list[BenchEvent], store: Path, rate: float, seconds: float,
             workdir: Path) -> dict[str, Any]:
     topics = make_topics(bootstrap)
     worker = Worker(bootstrap, topics, store, workdir / "latency.log", "--commit-interval-s", "0.1")
@@ -244,44 +474,47 @@ def latency(bootstrap: str, stream: SampleStream, store: Path, rate: float, seco
         while time.perf_counter() < target:
             for msg in reader.consume(100, max(0.0, min(0.002, target - time.perf_counter()))):
                 _collect(msg, sent_ms, produced, visible, done_inputs)
-        event = stream.events[i % len(stream.events)]
+        event = events[i % len(events)]
         producer.produce(topics["in"], event.value, key=event.key,
                          on_delivery=lambda err, m: sent_ms.__setitem__(f"{m.partition()}/{m.offset()}",
                                                                        m.timestamp()[1]))
         producer.poll(0)
     producer.flush(10)
     deadline = time.monotonic() + 30
-    while len(done_inputs) < n and time.monotonic() < deadline:
+    while worker.processed() < n and time.monotonic() < deadline:
         for msg in reader.consume(100, 0.1):
             _collect(msg, sent_ms, produced, visible, done_inputs)
+    for msg in reader.consume(1000, 1.0):  # the last window's commit
+        _collect(msg, sent_ms, produced, visible, done_inputs)
     reader.close()
-    events = worker.events()
     worker.stop()
+    logged = worker.events()
     # Samples in input order; the first second (fetch sessions warming up) is reported apart.
-    order = {origin: ms for origin, ms in sent_ms.items()}
+    order = dict(sent_ms)
     t_first = min(order.values())
     prod = [(order[o] - t_first, ts - order[o]) for o, ts in produced if o in order]
     vis = [(order[o] - t_first, ts - order[o]) for o, ts in visible if o in order]
-    produced = [lat for _, lat in prod]
-    visible = [lat for _, lat in vis]
+    produced_ms = [lat for _, lat in prod]
+    visible_ms = [lat for _, lat in vis]
     steady = [lat for at, lat in prod if at >= 1000]
     worst = sorted(prod, key=lambda p: -p[1])[:5]
     return {
         "produced_to_sssource_produced_ms_after_first_second": {
             "p50": round(pct(steady, 50), 2), "p99": round(pct(steady, 99), 2), "max": max(steady)},
         "worst_samples_at_ms_after_start": [(int(a), round(lat, 1)) for a, lat in worst],
-        "rate_events_per_s": rate, "events": n, "events_with_output": len(done_inputs),
-        "produced_to_sssource_produced_ms": {"p50": round(pct(produced, 50), 2),
-                                             "p99": round(pct(produced, 99), 2)},
-        "produced_to_sssource_visible_ms": {"p50": round(pct(visible, 50), 2),
-                                            "p99": round(pct(visible, 99), 2)},
-        "stage_ms": {k: {"p50": round(pct([e[k] for e in events], 50), 3),
-                         "p99": round(pct([e[k] for e in events], 99), 3)} for k in STAGES},
+        "rate_events_per_s": rate, "events": n, "events_processed": len(logged),
+        "events_with_output": len(done_inputs),
+        "produced_to_sssource_produced_ms": {"p50": round(pct(produced_ms, 50), 2),
+                                             "p99": round(pct(produced_ms, 99), 2)},
+        "produced_to_sssource_visible_ms": {"p50": round(pct(visible_ms, 50), 2),
+                                            "p99": round(pct(visible_ms, 99), 2)},
+        "stage_ms": {k: {"p50": round(pct([e[k] for e in logged], 50), 3),
+                         "p99": round(pct([e[k] for e in logged], 99), 3)} for k in STAGES},
         "peak_rss_mb": round(worker.peak_rss / 2**20, 1),
     }
 
 
-def _collect(msg: Any, sent_ms: dict[str, int], produced: list[float], visible: list[float],
+def _collect(msg: Any, sent_ms: dict[str, int], produced: list[Any], visible: list[Any],
              done: set[str]) -> None:
     if msg.error():
         if msg.error().code() != KafkaError._PARTITION_EOF:
@@ -298,53 +531,78 @@ def _collect(msg: Any, sent_ms: dict[str, int], produced: list[float], visible: 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--events", type=int, default=3000, help="events for the throughput run")
-    parser.add_argument("--distinct", type=int, default=200, help="distinct events generated")
+    parser.add_argument("--events", type=int, default=3000, help="events per throughput run")
+    parser.add_argument("--store", type=Path, help="ephemeris store directory to use (built there if absent)")
+    parser.add_argument("--objects", type=int, default=1_300_000, help="objects of the store built if none given")
+    parser.add_argument("--start-mjd-tai", type=float, default=60810.0, help="start of the built store's span")
+    parser.add_argument("--span-days", type=float, default=1.0, help="span of the built store")
+    parser.add_argument("--build-workers", type=int, default=2, help="processes for the store build")
+    parser.add_argument("--visits", type=int, default=16, help="visits of 189 detectors in the visit-ordered stream")
+    parser.add_argument("--isolated", type=int, default=500, help="distinct isolated-detector events")
+    parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--rate", type=float, default=50.0, help="input rate of the latency run")
     parser.add_argument("--seconds", type=float, default=20.0, help="duration of the latency run")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--only-latency", action="store_true", help="skip baselines and throughput")
+    parser.add_argument("--no-latency", action="store_true", help="skip the latency run")
+    parser.add_argument("--runs", default="visit,visit-nocache,isolated,visit-alo",
+                        help="throughput runs, comma-separated, of: visit, visit-nocache, isolated, visit-alo")
+    parser.add_argument("--profile", type=Path, help="py-spy the first throughput run; raw output in this dir")
     args = parser.parse_args()
 
-    print(f"generating {args.distinct} distinct events...", flush=True)
-    stream = sample_stream(args.distinct, n_sources=500, n_objects=20, seed=3)
-    sizes = [len(e.value) for e in stream.events]
+    store = ensure_store(args.store, args.objects, args.seed, args.start_mjd_tai, args.span_days,
+                         args.build_workers)
+    n_objects = json.loads((store / "manifest.json").read_text())["n_objects"]
+    print(f"store {store} ({n_objects:,} objects); generating events...", flush=True)
+    t0 = time.perf_counter()
+    ordered, isolated = make_streams(EphemerisStore.open(store), args.visits, args.isolated, args.seed)
     results: dict[str, Any] = {
-        "event_bytes_mean": round(statistics.mean(sizes)),
-        "sources_per_event": 500,
-        "predicted_objects_per_event": 20,
-        "cpu_count": os.cpu_count(),
-        "load_average_at_start": os.getloadavg(),
+        "store": str(store), "store_objects": n_objects, "generation_s": round(time.perf_counter() - t0, 1),
+        "cpu_count": os.cpu_count(), "load_average_at_start": os.getloadavg(),
+        "stream_visit_ordered": stream_stats(ordered), "stream_isolated": stream_stats(isolated),
     }
+    print(json.dumps(results, indent=2), flush=True)
     results["decode_ms_500_sources"] = {k: round(v, 4) for k, v in decode_layouts().items()}
-    framed = stream.events[0].value
+    framed = ordered[0].value
     t0 = time.perf_counter()
     for _ in range(300):
         wire.decode("visitEvent", framed)
     results["decode_ms_visit_event_as_shipped"] = round((time.perf_counter() - t0) / 300 * 1e3, 4)
-    print(json.dumps(results, indent=2), flush=True)
-
+    results["ephemeris_stage_in_process"] = {
+        "visit_ordered": ephemeris_stage(store, ordered[: min(len(ordered), 189 * 8)]),
+        "isolated": ephemeris_stage(store, isolated),
+    }
+    print(json.dumps({k: results[k] for k in ("decode_ms_500_sources", "decode_ms_visit_event_as_shipped",
+                                              "ephemeris_stage_in_process")}, indent=2), flush=True)
+    runs = {
+        "visit": (ordered, ()),
+        "visit-nocache": (ordered, ("--ephemeris-visit-cache-radius-deg", "0")),
+        "isolated": (isolated, ()),
+        "visit-alo": (ordered, ("--processing-guarantee", "at-least-once")),
+    }
     with tempfile.TemporaryDirectory() as tmp, LocalBroker().start() as broker:
         workdir = Path(tmp)
-        store = workdir / "objects.csv"
-        stream.provider().to_csv(store)
         if args.only_latency:
-            lat = latency(broker.bootstrap, stream, store, args.rate, args.seconds, workdir)
-            print(json.dumps(lat, indent=2))
+            results["latency"] = latency(broker.bootstrap, ordered, store, args.rate, args.seconds, workdir)
+            print(json.dumps(results["latency"], indent=2))
             return 0
         results["broker_raw_produce_consume_events_per_s"] = round(
-            broker_raw_rate(broker.bootstrap, [e.value for e in stream.events], args.events), 1)
+            broker_raw_rate(broker.bootstrap, [e.value for e in ordered], args.events), 1)
         print("raw broker:", results["broker_raw_produce_consume_events_per_s"], "events/s", flush=True)
-        for guarantee in ("exactly-once", "at-least-once"):
-            results[f"throughput_{guarantee}"] = throughput(
-                broker.bootstrap, stream, store, args.events, workdir, guarantee)
-            print(json.dumps(results[f"throughput_{guarantee}"], indent=2), flush=True)
-        results["latency"] = latency(broker.bootstrap, stream, store, args.rate, args.seconds, workdir)
-        print(json.dumps(results["latency"], indent=2), flush=True)
+        for i, name in enumerate(args.runs.split(",")):
+            events, extra = runs[name]
+            profile = args.profile / f"pyspy-{name}.txt" if args.profile is not None and i == 0 else None
+            results[f"throughput_{name}"] = throughput(broker.bootstrap, events, store, args.events, workdir,
+                                                       name, *extra, profile=profile)
+            print(json.dumps(results[f"throughput_{name}"], indent=2), flush=True)
+        if not args.no_latency:
+            results["latency"] = latency(broker.bootstrap, ordered, store, args.rate, args.seconds, workdir)
+            print(json.dumps(results["latency"], indent=2), flush=True)
     raw = results["broker_raw_produce_consume_events_per_s"]
-    best = results["throughput_exactly-once"]["events_per_s"]
-    results["worker_vs_raw_broker"] = round(best / raw, 3) if raw else None
-    print(json.dumps({k: results[k] for k in ("worker_vs_raw_broker",)}, indent=2))
+    ratios = {f"{name}_vs_raw_broker": round(results[f"throughput_{name}"]["events_per_s"] / raw, 3)
+              for name in args.runs.split(",")}
+    results["ratios"] = ratios
+    print(json.dumps(ratios, indent=2))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     return 0
