@@ -85,6 +85,12 @@ def run_case(n_sources: int, n_objects: int, repeat: int, seed: int) -> dict[str
     field = synthetic_field(n_sources=n_sources, n_objects=n_objects, seed=seed)
     task = SsSingleFrameAssociationTask(config=SsSingleFrameAssociationConfig(maxDistArcSeconds=RADIUS_ARCSEC))
     greedy = SsSingleFrameAssociationTask(config=SsSingleFrameAssociationConfig(matching="greedy"))
+    # The worker's inputs: columns as numpy arrays (decoded event, store query), no DataFrames.
+    source_columns = {name: field.sources[name].to_numpy() for name in field.sources.columns}
+    object_columns = {
+        name: field.objects[name].to_numpy(dtype=object if name == "designation" else None)
+        for name in field.objects.columns
+    }
     results = timed_round_robin(
         {
             "ssassoc_associateSources": lambda: task.associateSources(field.sources, field.objects, field.exposure),
@@ -92,6 +98,9 @@ def run_case(n_sources: int, n_objects: int, repeat: int, seed: int) -> dict[str
             # What the worker uses: run() with the columns as arrays (no astropy Table built).
             "ssassoc_run_columns": lambda: task.run(
                 field.exposure, field.sources, band="r", solarSystemObjectTable=field.objects
+            ).ssSourceColumns,
+            "ssassoc_run_arrays_in_and_out": lambda: task.run(
+                field.exposure, source_columns, band="r", solarSystemObjectTable=object_columns
             ).ssSourceColumns,
             "a_rubin_style_kdtree": lambda: rubin_style_match(field),
             "b_astropy_search_around_sky": lambda: astropy_search_around_sky(field),
