@@ -14,7 +14,8 @@ objects, config): :meth:`SsSingleFrameAssociationTask.associate`.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Literal
 
@@ -26,12 +27,13 @@ from pydantic import Field, field_validator
 from .ephemeris.query_task import EphemerisQueryTask
 from .exposure import Exposure
 from .footprint import DetectorFootprint, padding_pixels
-from .inputs import ColumnTable, as_dataframe, check_objects, check_sources
+from .inputs import CheckedObjects, CheckedSources, ColumnTable, as_dataframe, check_objects, check_sources
 from .matching import candidate_pairs, match
 from .sssource import derive_sssource_columns, empty_sssource_columns, sssource_table
 from .task import ConfigurableField, Task, TaskConfig
 
 __all__ = [
+    "SsAssociationBatch",
     "SsSingleFrameAssociationConfig",
     "SsSingleFrameAssociationResult",
     "SsSingleFrameAssociationTask",
@@ -81,7 +83,7 @@ class SsSingleFrameAssociationResult:
     def __init__(
         self,
         *,
-        ss_source_columns: dict[str, np.ndarray],
+        ss_source_columns: Mapping[str, np.ndarray],
         sources: pd.DataFrame | Mapping[str, np.ndarray],
         source_rows: np.ndarray,
         objects: pd.DataFrame | Mapping[str, np.ndarray],
@@ -108,6 +110,8 @@ class SsSingleFrameAssociationResult:
         self.nAssociatedSsObjects = len(object_rows)
         self.band: str | None = None
         """Band of the exposure; added as a ``band`` column to the source frames that lack one."""
+        self.metadata: dict[str, int] = {}
+        """This image's counts (nSources, nBadSources, nTotalSsObjects, nAssociatedSsObjects, ...)."""
 
     @cached_property
     def associatedSsSources(self) -> Table:
@@ -156,6 +160,72 @@ class SsSingleFrameAssociationResult:
         frame["x"] = self._x_pix[rows]
         frame["y"] = self._y_pix[rows]
         return frame
+
+
+_COUNT_KEYS = (
+    "nSources", "nBadSources", "nInputSsObjects", "nBadSsObjects", "nTotalSsObjects", "nCandidatePairs",
+    "nAssociatedSsObjects", "nUnassociatedSsObjects",
+)  # fmt: skip
+
+
+@dataclass
+class _Event:
+    """One image after input checks and the footprint cut."""
+
+    sources: CheckedSources
+    objects: CheckedObjects
+    on_idx: np.ndarray
+    """Rows of the object table on the (padded) detector."""
+    good_sources: np.ndarray
+    """Rows of the source table with usable coordinates."""
+    x_pix: np.ndarray
+    y_pix: np.ndarray
+    counts: dict[str, int]
+
+
+@dataclass
+class SsAssociationBatch:
+    """What :meth:`SsSingleFrameAssociationTask.run_batch` returns."""
+
+    ssSourceColumns: dict[str, np.ndarray]
+    """The ssSource columns of every association of the batch, image after image."""
+    row_bounds: np.ndarray
+    """Rows ``row_bounds[k]:row_bounds[k + 1]`` of :attr:`ssSourceColumns` belong to the k-th
+    image that was associated (images with bad input have none)."""
+    results: list[SsSingleFrameAssociationResult | Exception]
+    """Per input item, in order: its result, or the exception its input raised."""
+
+
+class _RowSlice(Mapping[str, np.ndarray]):
+    """Rows ``lo:hi`` of every column, sliced when a column is read (views, no copies)."""
+
+    def __init__(self, columns: Mapping[str, np.ndarray], lo: int, hi: int) -> None:
+        self._columns, self._lo, self._hi = columns, lo, hi
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self._columns[name][self._lo : self._hi]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._columns)
+
+    def __len__(self) -> int:
+        return len(self._columns)
+
+
+def _concat(parts: list[Any]) -> Any:
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def _gather(events: list[_Event], column: Callable[[_Event], Any], rows: str | None) -> Any:
+    """``column`` of each event at its rows ``rows`` (an attribute; None = all), concatenated."""
+    return _concat([column(e) if rows is None else column(e)[getattr(e, rows)] for e in events])
+
+
+def _keys(group: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """Unique int64 keys ordered by (group, id)."""
+    keys = np.empty(len(ids), dtype=np.int64)
+    keys[np.lexsort((ids, group))] = np.arange(len(ids))
+    return keys
 
 
 class SsSingleFrameAssociationTask(Task):
@@ -208,79 +278,154 @@ class SsSingleFrameAssociationTask(Task):
         solarSystemObjectTable: ColumnTable,
     ) -> SsSingleFrameAssociationResult:
         """Footprint cut, one-to-one matching and derived columns; records counts and timings."""
+        md = self.metadata
+        with self.timer("associate", logLevel=logging.DEBUG):
+            with self.timer("footprint"):
+                event = self._prepare(exposure, sourceTable, solarSystemObjectTable)
+            result = self._match_and_derive([event])[2][0]
+            for key, value in result.metadata.items():
+                md[key] = value
+        return result
+
+    def run_batch(
+        self,
+        items: Sequence[tuple[Exposure, ColumnTable, ColumnTable]],
+        band: str | None = None,
+    ) -> SsAssociationBatch:
+        """Associate several detector images at once: ``(exposure, sourceTable,
+        solarSystemObjectTable)`` each; results equal to :meth:`run` on each (tested).
+
+        For streams: candidate search, matching and derived columns run once over
+        all images (one numpy call per step instead of one per image), so the fixed
+        cost per image shrinks with the batch. An image whose input is bad gets its
+        exception in :attr:`SsAssociationBatch.results` and the others go on. The task
+        metadata describes the batch (counts summed, one set of timers, ``nEvents``);
+        each result's :attr:`~SsSingleFrameAssociationResult.metadata` has its counts.
+        """
+        self.emptyMetadata()
+        md = self.metadata
+        if band is not None:
+            md["band"] = str(band)
+        prepared: list[_Event] = []
+        positions: list[int] = []
+        outcomes: list[SsSingleFrameAssociationResult | Exception | None] = [None] * len(items)
+        with self.timer("run"):
+            with self.timer("footprint"):
+                for i, (exposure, sources, objects) in enumerate(items):
+                    try:
+                        prepared.append(self._prepare(exposure, sources, objects))
+                        positions.append(i)
+                    except (ValueError, TypeError, RuntimeError, KeyError) as exc:  # bad input: this item only
+                        outcomes[i] = exc
+            columns, bounds, results = self._match_and_derive(prepared)
+        for i, result in zip(positions, results, strict=True):
+            result.band = None if band is None else str(band)
+            outcomes[i] = result
+        md["nEvents"] = len(items)
+        md["nFailedEvents"] = len(items) - len(prepared)
+        for key in _COUNT_KEYS:
+            md[key] = sum(r.metadata[key] for r in results)
+        return SsAssociationBatch(columns, bounds, [r for r in outcomes if r is not None])
+
+    def _prepare(self, exposure: Exposure, sourceTable: ColumnTable, objectTable: ColumnTable) -> _Event:
+        """Input checks and the footprint cut of one image."""
         if not isinstance(exposure, Exposure):
             raise TypeError(f"exposure must be an ssassoc.core.Exposure, got {type(exposure).__name__}")
         cfg = self.config
-        md = self.metadata
-        with self.timer("associate", logLevel=logging.DEBUG):
-            sources = check_sources(sourceTable)
-            objects = check_objects(solarSystemObjectTable)
-            md["nSources"] = len(sources.ids)
-            md["nBadSources"] = int(np.count_nonzero(~sources.good))
-            md["nInputSsObjects"] = len(objects.ids)
-            md["nBadSsObjects"] = int(np.count_nonzero(~objects.good))
+        sources = check_sources(sourceTable)
+        objects = check_objects(objectTable)
+        obj_cols = objects.columns
+        n_obj = len(objects.ids)
+        uncertainty = obj_cols["ephUncertainty"]
+        uncertainty = np.where(np.isfinite(uncertainty), uncertainty, cfg.defaultEphemerisUncertaintyArcsec)
+        pad = padding_pixels(uncertainty, exposure.pixel_scale_arcsec, cfg.maxPixelMargin)
+        on_chip = np.zeros(n_obj, dtype=bool)
+        x_pix = np.full(n_obj, np.nan)
+        y_pix = np.full(n_obj, np.nan)
+        good_obj = np.flatnonzero(objects.good)
+        if len(good_obj):
+            footprint = DetectorFootprint(exposure, float(pad[good_obj].max()))
+            mask, xs, ys = footprint.contains(obj_cols["ephRa"][good_obj], obj_cols["ephDec"][good_obj], pad[good_obj])
+            on_chip[good_obj] = mask
+            x_pix[good_obj], y_pix[good_obj] = xs, ys
+        on_idx = np.flatnonzero(on_chip)
+        counts = {
+            "nSources": len(sources.ids),
+            "nBadSources": int(len(sources.good) - np.count_nonzero(sources.good)),
+            "nInputSsObjects": n_obj,
+            "nBadSsObjects": int(n_obj - len(good_obj)),
+            "nTotalSsObjects": len(on_idx),
+        }
+        return _Event(sources, objects, on_idx, np.flatnonzero(sources.good), x_pix, y_pix, counts)
 
-            with self.timer("footprint"):
-                obj_cols = objects.columns
-                n_obj = len(objects.ids)
-                eph_ra, eph_dec = obj_cols["ephRa"], obj_cols["ephDec"]
-                uncertainty = obj_cols["ephUncertainty"]
-                uncertainty = np.where(np.isfinite(uncertainty), uncertainty, cfg.defaultEphemerisUncertaintyArcsec)
-                pad = padding_pixels(uncertainty, exposure.pixel_scale_arcsec, cfg.maxPixelMargin)
-                on_chip = np.zeros(n_obj, dtype=bool)
-                x_pix = np.full(n_obj, np.nan)
-                y_pix = np.full(n_obj, np.nan)
-                good_obj = np.flatnonzero(objects.good)
-                if len(good_obj):
-                    footprint = DetectorFootprint(exposure, float(pad[good_obj].max()))
-                    mask, xs, ys = footprint.contains(eph_ra[good_obj], eph_dec[good_obj], pad[good_obj])
-                    on_chip[good_obj] = mask
-                    x_pix[good_obj], y_pix[good_obj] = xs, ys
-            on_idx = np.flatnonzero(on_chip)
-            md["nTotalSsObjects"] = len(on_idx)
-
-            with self.timer("matching"):
-                good_src = np.flatnonzero(sources.good)
-                obj_ids = objects.ids[on_idx]
-                src_ids = sources.ids[good_src]
-                pairs = candidate_pairs(
-                    eph_ra[on_idx],
-                    eph_dec[on_idx],
-                    sources.ra_deg[good_src],
-                    sources.dec_deg[good_src],
-                    cfg.maxDistArcSeconds,
-                    obj_ids,
-                    src_ids,
-                )
-                matches = match(pairs, cfg.matching, obj_ids, src_ids)
-                obj_rows = on_idx[matches.obj]  # rows of the object table
-                src_rows = good_src[matches.src]  # rows of the source table
-            md["nCandidatePairs"] = len(pairs.obj)
-
-            with self.timer("derivedColumns"):
-                if len(obj_rows):
-                    matched_objects = {c: v[obj_rows] for c, v in obj_cols.items()}
-                    matched_sources = {
-                        "diaSourceId": sources.ids[src_rows],
-                        "ra": sources.ra_deg[src_rows],
-                        "dec": sources.dec_deg[src_rows],
-                    }
-                    columns = derive_sssource_columns(matched_sources, matched_objects, matches.rank)
-                else:  # most detectors: nothing to derive
-                    columns = empty_sssource_columns()
-
-            md["nAssociatedSsObjects"] = len(obj_rows)
-            md["nUnassociatedSsObjects"] = len(on_idx) - len(obj_rows)
-
-        return SsSingleFrameAssociationResult(
-            ss_source_columns=columns,
-            sources=sources.table,
-            source_rows=src_rows,
-            objects=objects.table,
-            object_columns=objects.columns,
-            object_rows=obj_rows,
-            object_ids=objects.ids,
-            on_detector_rows=on_idx,
-            x_pix=x_pix,
-            y_pix=y_pix,
-        )
+    def _match_and_derive(
+        self, events: list[_Event]
+    ) -> tuple[dict[str, np.ndarray], np.ndarray, list[SsSingleFrameAssociationResult]]:
+        """Candidate pairs, matching and derived columns of all ``events`` at once."""
+        cfg = self.config
+        n_events = len(events)
+        if not n_events:
+            return empty_sssource_columns(), np.zeros(1, dtype=np.int64), []
+        with self.timer("matching"):
+            n_on = np.array([len(e.on_idx) for e in events], dtype=np.int64)
+            n_good = np.array([len(e.good_sources) for e in events], dtype=np.int64)
+            obj_event = np.repeat(np.arange(n_events), n_on)
+            src_event = np.repeat(np.arange(n_events), n_good)
+            obj_ra = _gather(events, lambda e: e.objects.columns["ephRa"], "on_idx")
+            obj_dec = _gather(events, lambda e: e.objects.columns["ephDec"], "on_idx")
+            obj_ids = _gather(events, lambda e: e.objects.ids, "on_idx")
+            src_ra = _gather(events, lambda e: e.sources.ra_deg, "good_sources")
+            src_dec = _gather(events, lambda e: e.sources.dec_deg, "good_sources")
+            src_ids = _gather(events, lambda e: e.sources.ids, "good_sources")
+            # Pair order and ties follow the ids within each image; across images, the image.
+            obj_keys = _keys(obj_event, obj_ids) if n_events > 1 else obj_ids
+            src_keys = _keys(src_event, src_ids) if n_events > 1 else src_ids
+            groups = (obj_event, src_event) if n_events > 1 else (None, None)
+            pairs = candidate_pairs(
+                obj_ra, obj_dec, src_ra, src_dec, cfg.maxDistArcSeconds, obj_keys, src_keys, *groups
+            )
+            matches = match(pairs, cfg.matching, obj_keys, src_keys)
+        with self.timer("derivedColumns"):
+            if len(matches.obj):
+                obj_offsets = np.concatenate(([0], np.cumsum([len(e.objects.ids) for e in events])))
+                obj_event_rows = _gather(events, lambda e: e.on_idx, None)[matches.obj]
+                obj_global_rows = obj_offsets[obj_event[matches.obj]] + obj_event_rows
+                matched_objects = {
+                    name: _concat([e.objects.columns[name] for e in events])[obj_global_rows]
+                    for name in events[0].objects.columns
+                }
+                matched_sources = {"diaSourceId": src_ids[matches.src], "ra": src_ra[matches.src],
+                                   "dec": src_dec[matches.src]}  # fmt: skip
+                columns = derive_sssource_columns(matched_sources, matched_objects, matches.rank)
+            else:  # most detectors: nothing to derive
+                columns = empty_sssource_columns()
+        # Matches come ordered by object key, so each image's rows are one contiguous run.
+        match_event = obj_event[matches.obj]
+        bounds = np.searchsorted(match_event, np.arange(n_events + 1))
+        pairs_per_event = np.bincount(obj_event[pairs.obj], minlength=n_events)
+        on_starts = np.concatenate(([0], np.cumsum(n_on)))
+        good_starts = np.concatenate(([0], np.cumsum(n_good)))
+        results = []
+        for i, event in enumerate(events):
+            lo, hi = int(bounds[i]), int(bounds[i + 1])
+            obj_rows = event.on_idx[matches.obj[lo:hi] - on_starts[i]]
+            src_rows = event.good_sources[matches.src[lo:hi] - good_starts[i]]
+            metadata = dict(event.counts)
+            metadata["nCandidatePairs"] = int(pairs_per_event[i])
+            metadata["nAssociatedSsObjects"] = hi - lo
+            metadata["nUnassociatedSsObjects"] = len(event.on_idx) - (hi - lo)
+            result = SsSingleFrameAssociationResult(
+                ss_source_columns=columns if n_events == 1 else _RowSlice(columns, lo, hi),
+                sources=event.sources.table,
+                source_rows=src_rows,
+                objects=event.objects.table,
+                object_columns=event.objects.columns,
+                object_rows=obj_rows,
+                object_ids=event.objects.ids,
+                on_detector_rows=event.on_idx,
+                x_pix=event.x_pix,
+                y_pix=event.y_pix,
+            )
+            result.metadata = metadata
+            results.append(result)
+        return columns, bounds, results

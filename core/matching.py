@@ -67,6 +67,8 @@ def candidate_pairs(
     max_dist_arcsec: float,
     obj_ids: IntArray,
     src_ids: IntArray,
+    obj_group: IntArray | None = None,
+    src_group: IntArray | None = None,
 ) -> CandidatePairs:
     """Every (object, source) pair within ``max_dist_arcsec`` (finite coordinates, degrees).
 
@@ -75,12 +77,20 @@ def candidate_pairs(
     the RA interval that can hold a source within the radius (:func:`_zone_candidates`).
     The exact angle then decides. Should the zones hold far too many candidates
     a KD-tree on unit vectors finds the pairs instead.
+
+    With ``obj_group``/``src_group`` (e.g. the detector image each row belongs to when
+    several are associated at once) only pairs within one group are candidates.
+    ``obj_ids``/``src_ids`` order the pairs and break ties: unique keys, in id order
+    within each group.
     """
     n_obj, n_src = len(obj_ra_deg), len(src_ra_deg)
     if n_obj == 0 or n_src == 0:
         return _empty_pairs()
     radius_deg = max_dist_arcsec / ARCSEC_PER_DEG
     obj, src, obj_vec, src_vec = _coarse_candidates(obj_ra_deg, obj_dec_deg, src_ra_deg, src_dec_deg, radius_deg)
+    if obj_group is not None and src_group is not None:
+        same = np.flatnonzero(obj_group[obj] == src_group[src])
+        obj, src, obj_vec, src_vec = obj[same], src[same], obj_vec[same], src_vec[same]
     dist = angle_between_vectors_deg(obj_vec, src_vec) * ARCSEC_PER_DEG
     keep = dist <= max_dist_arcsec
     obj, src, dist = obj[keep], src[keep], dist[keep]
