@@ -218,14 +218,15 @@ def _concat(parts: list[Any]) -> Any:
 
 def _gather(events: list[_Event], column: Callable[[_Event], Any], rows: str | None) -> Any:
     """``column`` of each event at its rows ``rows`` (an attribute; None = all), concatenated."""
-    return _concat([column(e) if rows is None else column(e)[getattr(e, rows)] for e in events])
-
-
-def _keys(group: np.ndarray, ids: np.ndarray) -> np.ndarray:
-    """Unique int64 keys ordered by (group, id)."""
-    keys = np.empty(len(ids), dtype=np.int64)
-    keys[np.lexsort((ids, group))] = np.arange(len(ids))
-    return keys
+    parts = []
+    for e in events:
+        values = column(e)
+        if rows is not None:
+            index = getattr(e, rows)
+            if len(index) != len(values):  # all rows kept (the usual case for sources): no copy
+                values = values[index]
+        parts.append(values)
+    return _concat(parts)
 
 
 class SsSingleFrameAssociationTask(Task):
@@ -377,14 +378,12 @@ class SsSingleFrameAssociationTask(Task):
             src_ra = _gather(events, lambda e: e.sources.ra_deg, "good_sources")
             src_dec = _gather(events, lambda e: e.sources.dec_deg, "good_sources")
             src_ids = _gather(events, lambda e: e.sources.ids, "good_sources")
-            # Pair order and ties follow the ids within each image; across images, the image.
-            obj_keys = _keys(obj_event, obj_ids) if n_events > 1 else obj_ids
-            src_keys = _keys(src_event, src_ids) if n_events > 1 else src_ids
-            groups = (obj_event, src_event) if n_events > 1 else (None, None)
+            obj_group = obj_event if n_events > 1 else None
+            src_group = src_event if n_events > 1 else None
             pairs = candidate_pairs(
-                obj_ra, obj_dec, src_ra, src_dec, cfg.maxDistArcSeconds, obj_keys, src_keys, *groups
+                obj_ra, obj_dec, src_ra, src_dec, cfg.maxDistArcSeconds, obj_ids, src_ids, obj_group, src_group
             )
-            matches = match(pairs, cfg.matching, obj_keys, src_keys)
+            matches = match(pairs, cfg.matching, obj_ids, src_ids, obj_group)
         with self.timer("derivedColumns"):
             if len(matches.obj):
                 obj_offsets = np.concatenate(([0], np.cumsum([len(e.objects.ids) for e in events])))

@@ -80,8 +80,8 @@ def candidate_pairs(
 
     With ``obj_group``/``src_group`` (e.g. the detector image each row belongs to when
     several are associated at once) only pairs within one group are candidates.
-    ``obj_ids``/``src_ids`` order the pairs and break ties: unique keys, in id order
-    within each group.
+    Pairs come sorted by (group,) object id, distance, source id: ids, not positions,
+    break ties, and ids need only be unique within a group.
     """
     n_obj, n_src = len(obj_ra_deg), len(src_ra_deg)
     if n_obj == 0 or n_src == 0:
@@ -95,7 +95,10 @@ def candidate_pairs(
     keep = dist <= max_dist_arcsec
     obj, src, dist = obj[keep], src[keep], dist[keep]
     # Sort by object, distance, then source id (ids, not positions, break ties).
-    order = np.lexsort((src_ids[src], dist, obj_ids[obj]))
+    if obj_group is None:
+        order = np.lexsort((src_ids[src], dist, obj_ids[obj]))
+    else:  # ids are unique within a group only
+        order = np.lexsort((src_ids[src], dist, obj_ids[obj], obj_group[obj]))
     obj, src, dist = obj[order], src[order], dist[order]
     first_of_obj = np.r_[True, obj[1:] != obj[:-1]] if len(obj) else np.zeros(0, bool)
     group_start = np.maximum.accumulate(np.where(first_of_obj, np.arange(len(obj)), 0))
@@ -196,15 +199,26 @@ def _empty_pairs() -> CandidatePairs:
     return CandidatePairs(z, z, np.zeros(0), z)
 
 
-def match(pairs: CandidatePairs, strategy: MatchingStrategy, obj_ids: IntArray, src_ids: IntArray) -> Matches:
-    """Choose a one-to-one subset of ``pairs`` with the given strategy."""
+def match(
+    pairs: CandidatePairs,
+    strategy: MatchingStrategy,
+    obj_ids: IntArray,
+    src_ids: IntArray,
+    obj_group: IntArray | None = None,
+) -> Matches:
+    """Choose a one-to-one subset of ``pairs`` with the given strategy; the matches come
+    ordered by (``obj_group``,) object id. Pairs of different groups never share an
+    object or a source, so each group is solved on its own."""
     if strategy == "greedy":
         chosen = _greedy(pairs, obj_ids, src_ids)
     elif strategy == "optimal":
         chosen = _optimal(pairs, obj_ids, src_ids)
     else:
         raise ValueError(f"unknown matching strategy {strategy!r} (optimal or greedy)")
-    order = chosen[np.argsort(obj_ids[pairs.obj[chosen]], kind="stable")]
+    if obj_group is None:
+        order = chosen[np.argsort(obj_ids[pairs.obj[chosen]], kind="stable")]
+    else:
+        order = chosen[np.lexsort((obj_ids[pairs.obj[chosen]], obj_group[pairs.obj[chosen]]))]
     return Matches(pairs.obj[order], pairs.src[order], pairs.dist_arcsec[order], pairs.rank[order])
 
 
