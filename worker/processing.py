@@ -168,11 +168,26 @@ class EventProcessor:
             # Rows without finite coordinates are excluded and counted by the task itself.
             result = self.task.run(exposure, sources, band=event["band"], solarSystemObjectTable=objects)
         except DuplicateIdError as exc:
-            if exc.column != "diaSourceId":
-                raise  # the provider's fault, not the event's
-            raise RejectedEvent("duplicate_ids", str(exc)) from exc
+            error = _event_error(exc)
+            if error is exc:
+                raise
+            raise error from exc
         t3 = time.perf_counter()
-        encoded = encode_ss_sources(result.ssSourceColumns)
+        outputs = self._outputs(message, event, result, encode_ss_sources(result.ssSourceColumns))
+        t4 = time.perf_counter()
+        timings = {
+            "decodeMs": (t1 - t0) * 1e3,
+            "ephemerisQueryMs": (t2 - t1) * 1e3,
+            "associationMs": (t3 - t2) * 1e3,
+            "encodeMs": (t4 - t3) * 1e3,
+        }
+        return self._event_result(event, result, outputs, timings, 1)
+
+    def _outputs(
+        self, message: InputMessage, event: dict[str, Any], result: Any, encoded: list[tuple[int, bytes]]
+    ) -> list[OutputMessage]:
+        """One ssSource message per association (key = diaSourceId), and the unassociated
+        objects' message when that topic is configured."""
         visit, detector = int(event["visit"]), int(event["detector"])
         origin = f"{message.topic}/{message.partition}/{message.offset}".encode()
         headers: list[tuple[str, bytes | None]] = [
@@ -185,47 +200,103 @@ class EventProcessor:
             OutputMessage(topic=topic, key=str(dia_source_id).encode(), value=value, headers=headers)
             for dia_source_id, value in encoded
         ]
-        n_unassociated = int(result.nTotalSsObjects - result.nAssociatedSsObjects)
         if self.unassociated_topic is not None:
+            record = _unassociated_record(event, result.unassociatedSsObjectColumns())
             outputs.append(
                 OutputMessage(
                     topic=self.unassociated_topic,
                     key=f"{visit}:{detector}".encode(),
-                    value=wire.encode(
-                        "unassociatedSsObjects", _unassociated_record(event, result.unassociatedSsObjectColumns())
-                    ),
+                    value=wire.encode("unassociatedSsObjects", record),
                     headers=headers,
                 )
             )
-        t4 = time.perf_counter()
-        metadata = self.task.getFullMetadata().to_dict()
-        n_sources = int(self.task.metadata["nSources"])
-        n_bad = int(self.task.metadata["nBadSources"])
+        return outputs
+
+    def _event_result(
+        self,
+        event: dict[str, Any],
+        result: Any,
+        outputs: list[OutputMessage],
+        timings: dict[str, float],
+        batch_size: int,
+    ) -> EventResult:
+        md = result.metadata
         counts = {
-            "nSources": n_sources,
-            "nBadSources": n_bad,
-            "nPredicted": len(objects["ssObjectId"]),
-            "nAssociated": len(encoded),
-            "nUnassociated": n_unassociated,
+            "nSources": int(md["nSources"]),
+            "nBadSources": int(md["nBadSources"]),
+            "nPredicted": int(md["nInputSsObjects"]),
+            "nAssociated": int(md["nAssociatedSsObjects"]),
+            "nUnassociated": int(md["nUnassociatedSsObjects"]),
         }
-        timings = {
-            "decodeMs": (t1 - t0) * 1e3,
-            "ephemerisQueryMs": (t2 - t1) * 1e3,
-            "associationMs": (t3 - t2) * 1e3,
-            "encodeMs": (t4 - t3) * 1e3,
-        }
-        task_metadata = {
-            key: value for key, value in metadata.items() if not key.endswith(("Utc", "CpuTime", "WallTime"))
-        }
+        name = self.task.getFullName()
+        task_metadata: dict[str, Any] = {f"{name}.{key}": value for key, value in md.items()}
+        task_metadata[f"{name}.batchSize"] = batch_size
         return EventResult(
             outputs=outputs,
-            visit=visit,
-            detector=detector,
+            visit=int(event["visit"]),
+            detector=int(event["detector"]),
             band=str(event["band"]),
             counts=counts,
             timings_ms=timings,
             task_metadata=task_metadata,
         )
+
+    # -- several events at once ------------------------------------------------------------
+    def process_batch(self, messages: list[InputMessage]) -> list[EventResult | Exception]:
+        """:meth:`process` for each message, with the association and the encoding done once
+        for all of them (:meth:`SsSingleFrameAssociationTask.run_batch`): per event the
+        outputs and counts are those :meth:`process` gives (tested); the association and
+        encode timings of each are its share of the batch's (``batchSize`` events).
+
+        A message that fails gets its exception in its place, never raised: the caller
+        runs it again alone through :meth:`process` (which raises, so retries and dead
+        letters work as for any event), and the others are unaffected.
+        """
+        outcomes: list[EventResult | Exception | None] = [None] * len(messages)
+        staged: list[tuple[int, InputMessage, dict[str, Any], Exposure, dict[str, float]]] = []
+        items: list[tuple[Exposure, Any, Any]] = []
+        for i, message in enumerate(messages):
+            try:
+                t0 = time.perf_counter()
+                event, sources, exposure = self._decode(message)
+                t1 = time.perf_counter()
+                objects = self._query(exposure)
+                t2 = time.perf_counter()
+            except Exception as exc:
+                outcomes[i] = exc
+                continue
+            timings = {"decodeMs": (t1 - t0) * 1e3, "ephemerisQueryMs": (t2 - t1) * 1e3}
+            staged.append((i, message, event, exposure, timings))
+            items.append((exposure, sources, objects))
+        t3 = time.perf_counter()
+        batch = self.task.run_batch(items)
+        t4 = time.perf_counter()
+        encoded = encode_ss_sources(batch.ssSourceColumns)
+        n_staged = max(len(staged), 1)
+        association_ms = (t4 - t3) * 1e3 / n_staged
+        k = 0  # index among the successfully associated events (rows of the batch)
+        for (i, message, event, _exposure, timings), result in zip(staged, batch.results, strict=True):
+            if isinstance(result, Exception):
+                outcomes[i] = _event_error(result)
+                continue
+            lo, hi = int(batch.row_bounds[k]), int(batch.row_bounds[k + 1])
+            k += 1
+            outputs = self._outputs(message, event, result, encoded[lo:hi])
+            timings["associationMs"] = association_ms
+            outcomes[i] = self._event_result(event, result, outputs, timings, len(messages))
+        encode_share_ms = (time.perf_counter() - t4) * 1e3 / n_staged  # encoding + framing outputs
+        for outcome in outcomes:
+            if isinstance(outcome, EventResult):
+                outcome.timings_ms["encodeMs"] = encode_share_ms
+        return [o if o is not None else RuntimeError("not processed") for o in outcomes]
+
+
+def _event_error(exc: Exception) -> Exception:
+    """Duplicate source ids are the event's fault (a dead-letter class of their own);
+    duplicate object ids are the provider's."""
+    if isinstance(exc, DuplicateIdError) and exc.column == "diaSourceId":
+        return RejectedEvent("duplicate_ids", str(exc))
+    return exc
 
 
 def _unassociated_record(event: dict[str, Any], objects: dict[str, Any]) -> dict[str, Any]:
