@@ -74,11 +74,11 @@ class Exposure:
             raise ExposureError(f"unusable WCS: {exc}") from exc
         if not np.all(np.isfinite(ra)) or not np.all(np.isfinite(dec)):
             raise ExposureError("wcs does not map the detector centre to a finite sky position")
-        self._cache["centre_deg"] = (float(ra[0]), float(dec[0]))
-        from .geometry import angular_separation_deg
-
-        sep = angular_separation_deg(ra[0], dec[0], ra[1:], dec[1:])
-        self._cache["pixel_scale_arcsec"] = float(np.sqrt(sep[0] * sep[1]) * 3600.0)
+        ra0, dec0, ra1, dec1, ra2, dec2 = (float(v) for v in (ra[0], dec[0], ra[1], dec[1], ra[2], dec[2]))
+        self._cache["centre_deg"] = (ra0, dec0)
+        # Two one-pixel steps: scalar haversines cost a fraction of array calls here.
+        step_x, step_y = _separation_deg(ra0, dec0, ra1, dec1), _separation_deg(ra0, dec0, ra2, dec2)
+        self._cache["pixel_scale_arcsec"] = math.sqrt(step_x * step_y) * 3600.0
 
     # -- conversions -----------------------------------------------------------
     def pixel_to_sky_deg(self, x_pix: np.ndarray, y_pix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -184,6 +184,13 @@ class Exposure:
             detector=int(pick(detector, "DETECTOR") or 0),
             exposureTimeSeconds=exptime,
         )
+
+
+def _separation_deg(ra1: float, dec1: float, ra2: float, dec2: float) -> float:
+    """Haversine separation of two positions (degrees): exact for the tiny steps it measures."""
+    d1, d2 = math.radians(dec1), math.radians(dec2)
+    h = math.sin((d2 - d1) / 2) ** 2 + math.cos(d1) * math.cos(d2) * math.sin(math.radians(ra2 - ra1) / 2) ** 2
+    return math.degrees(2 * math.asin(math.sqrt(min(h, 1.0))))
 
 
 def _midpoint_from_header(header: fits.Header, exptime_s: float) -> float:

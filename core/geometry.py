@@ -35,7 +35,8 @@ def unit_vectors(ra_deg: ArrayLike, dec_deg: ArrayLike) -> FloatArray:
     """(N, 3) unit vectors of ICRS-like (ra, dec) in degrees."""
     ra = np.radians(np.asarray(ra_deg, dtype=np.float64))
     dec = np.radians(np.asarray(dec_deg, dtype=np.float64))
-    out = np.empty((*np.broadcast_shapes(ra.shape, dec.shape), 3))
+    shape = ra.shape if ra.shape == dec.shape else np.broadcast_shapes(ra.shape, dec.shape)
+    out = np.empty((*shape, 3))
     # Written in place: np.stack costs more than the trigonometry for a detector's rows.
     cos_dec = np.cos(dec)
     np.multiply(cos_dec, np.cos(ra), out=out[..., 0])
