@@ -190,8 +190,9 @@ def run_replay_job(
     def produce(out: OutputMessage) -> None:
         while True:
             try:
-                producer.produce(out.topic, value=out.value, key=out.key, headers=kafka_headers(out.headers),
-                                 on_delivery=delivered)
+                producer.produce(
+                    out.topic, value=out.value, key=out.key, headers=kafka_headers(out.headers), on_delivery=delivered
+                )
                 return
             except BufferError:
                 producer.poll(0.1)
@@ -210,9 +211,14 @@ def run_replay_job(
             state.done = start == -1 or (end is not None and start >= 0 and start >= end)
             states[p] = state
         active = [TopicPartition(topic, p, s.start) for p, s in states.items() if not s.done]
-        log.info("replay starting", topic=topic, output_topic=settings.output_topic,
-                 starts={p: s.start for p, s in states.items()},
-                 ends={p: s.end for p, s in states.items()}, to_time_ms=replay.to_time_ms)
+        log.info(
+            "replay starting",
+            topic=topic,
+            output_topic=settings.output_topic,
+            starts={p: s.start for p, s in states.items()},
+            ends={p: s.end for p, s in states.items()},
+            to_time_ms=replay.to_time_ms,
+        )
         if active:
             consumer.assign(active)
         last_message = time.monotonic()
@@ -221,6 +227,7 @@ def run_replay_job(
             if not messages and time.monotonic() - last_message > idle_timeout_s:
                 pending = sorted(p for p, s in states.items() if not s.done)
                 raise ReplayError(f"no message for {idle_timeout_s} s on partitions {pending}")
+            batch: list[tuple[_PartitionState, InputMessage]] = []
             for raw in messages:
                 p = raw.partition() or 0
                 found = states.get(p)
@@ -244,19 +251,37 @@ def run_replay_job(
                 ):
                     state.done = True
                     continue
-                message = InputMessage(topic=topic, partition=p, offset=offset, value=raw.value(),
-                                       key=raw.key(), headers=message_headers(raw),
-                                       timestamp_ms=ts_ms if ts_kind else None)
-                outputs = _process(processor, message, settings, log, counters, stop)
+                batch.append(
+                    (
+                        state,
+                        InputMessage(
+                            topic=topic,
+                            partition=p,
+                            offset=offset,
+                            value=raw.value(),
+                            key=raw.key(),
+                            headers=message_headers(raw),
+                            timestamp_ms=ts_ms if ts_kind else None,
+                        ),
+                    )
+                )
+                if state.end is not None and offset + 1 >= state.end:
+                    state.done = True
+            # History comes in big fetches: associate each fetch as one batch.
+            results = processor.process_batch([message for _, message in batch]) if batch else []
+            for (state, message), result in zip(batch, results, strict=True):
+                if isinstance(result, Exception):  # alone again: retries or a dead letter
+                    outputs = _process(processor, message, settings, log, counters, stop)
+                else:
+                    counters.ss_sources += result.counts["nAssociated"]
+                    outputs = result.outputs
                 for out in outputs:
                     produce(out)
                 producer.poll(0)
-                state.first = offset if state.first is None else state.first
-                state.last = offset
+                state.first = message.offset if state.first is None else state.first
+                state.last = message.offset
                 state.events += 1
                 counters.events += 1
-                if state.end is not None and offset + 1 >= state.end:
-                    state.done = True
         remaining = producer.flush(settings.rebalance_timeout_s)
         if remaining or counters.failed_deliveries:
             raise ReplayError(
@@ -270,9 +295,7 @@ def run_replay_job(
         "ss_sources": counters.ss_sources,
         "dead_letters": counters.dead_letters,
         "stopped_early": stop.requested,
-        "partitions": {
-            p: {"first": s.first, "last": s.last, "events": s.events} for p, s in states.items()
-        },
+        "partitions": {p: {"first": s.first, "last": s.last, "events": s.events} for p, s in states.items()},
     }
 
 
@@ -299,6 +322,11 @@ def _process(
         except Exception as exc:
             error_class = classify(exc)
             counters.dead_letters += 1
-            log.warning("event dead-lettered", error_class=error_class, error=str(exc),
-                        partition=message.partition, offset=message.offset)
+            log.warning(
+                "event dead-lettered",
+                error_class=error_class,
+                error=str(exc),
+                partition=message.partition,
+                offset=message.offset,
+            )
             return [dead_letter_message(message, error_class, exc, settings.dead_letter_topic)]
