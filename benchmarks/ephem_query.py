@@ -184,6 +184,101 @@ def run_mpsky(n: int, queries: int, seed: int) -> dict | None:
         return json.loads(out.read_text())
 
 
+# -- interleaved comparison ---------------------------------------------------------------
+def mpsky_server(n: int, seed: int) -> int:
+    """Child under ``.venv-mpsky``: build mpSky's cache exactly as the anchor script does
+    (its own functions, imported from ``/work/shared/bench``), then answer query blocks
+    from stdin (one JSON line each) with their latencies, so both sides are timed in the
+    same seconds of a shared machine."""
+    import gc
+
+    sys.path.insert(0, str(ANCHOR.parent))
+    import mpsky_anchor as anc
+    from mpsky import core as mc
+
+    rng = np.random.default_rng(seed)
+    t_tai = 60800.98 + np.linspace(0.0, 0.44, 20)
+    el = anc.synth_elements(n, rng, t_tai[0])
+    obs_km = anc.observer_positions_km(t_tai)
+    parts = []
+    for start in range(0, n, 100_000):
+        sl = slice(start, min(start + 100_000, n))
+        comps = mc.compress(anc.make_sorcha_df(el, sl, t_tai, obs_km), cheby_order=4, observer_cheby_order=7)
+        parts.append((comps, mc.build_healpix_index(comps, 128)))
+    comps, idx = mc.merge_comps(parts)
+    del parts
+    gc.collect()
+    tmin, tmax = comps[0]
+    print(json.dumps({"ready": True}), flush=True)
+    for line in sys.stdin:
+        cmd = json.loads(line)
+        lat, nret = [], []
+        for ra, dec, f in zip(cmd["ras"], cmd["decs"], cmd["time_fracs"], strict=True):
+            t = float(tmin + f * (tmax - tmin))
+            t0 = time.perf_counter()
+            res = mc.query(comps, idx, t, float(ra), float(dec), float(cmd["r"]))
+            lat.append(time.perf_counter() - t0)
+            nret.append(len(res[0]))
+        print(json.dumps({"lat": lat, "n": nret}), flush=True)
+    return 0
+
+
+def interleaved(store_dir: Path, n: int, queries: int, seed: int, radii: list[float], block: int) -> dict:
+    """ssassoc (``query`` and ``query_columns``, every store page mapped) and mpSky
+    (``mpsky.core.query`` in a ``.venv-mpsky`` child) on the same pointings and time
+    fractions, alternating blocks of ``block`` queries, so machine load hits both alike."""
+    from ssassoc.core.ephemeris.store import EphemerisStore
+
+    proc = subprocess.Popen([str(MPSKY_PY), __file__, "--mpsky-server", "--n", str(n), "--seed", str(seed)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
+    assert proc.stdin is not None and proc.stdout is not None
+    store = EphemerisStore.open(store_dir)
+    store.warm()
+    ready = json.loads(proc.stdout.readline())
+    assert ready.get("ready")
+    rng = np.random.default_rng(seed + 7)
+    sets = {
+        "ecl": ecl_to_eq(rng.uniform(0, 360, queries), rng.uniform(-10, 10, queries)),
+        "any": (rng.uniform(0, 360, queries), np.degrees(np.arcsin(rng.uniform(-1, 1, queries)))),
+    }
+    fracs = rng.uniform(0, 1, queries)
+    times = store.start_mjd_tai + fracs * (store.end_mjd_tai - store.start_mjd_tai)
+    out: dict = {}
+    for name, (ras, decs) in sets.items():
+        for r in radii:
+            lat: dict[str, list[float]] = {"query": [], "query_columns": [], "mpsky": []}
+            nret: dict[str, list[int]] = {"query": [], "mpsky": []}
+            for b0 in range(0, queries, block):
+                sl = slice(b0, min(b0 + block, queries))
+                for fn_name in ("query", "query_columns"):
+                    fn = getattr(store, fn_name)
+                    for j in range(sl.start, sl.stop):
+                        t1 = time.perf_counter()
+                        res = fn(float(times[j]), float(ras[j]), float(decs[j]), r)
+                        lat[fn_name].append(time.perf_counter() - t1)
+                        if fn_name == "query":
+                            nret["query"].append(len(res))
+                proc.stdin.write(json.dumps({"ras": ras[sl].tolist(), "decs": decs[sl].tolist(),
+                                             "time_fracs": fracs[sl].tolist(), "r": r}) + "\n")  # fmt: skip
+                proc.stdin.flush()
+                ans = json.loads(proc.stdout.readline())
+                lat["mpsky"] += ans["lat"]
+                nret["mpsky"] += ans["n"]
+            st = {k: {"median_ms": float(np.median(v) * 1e3), "p99_ms": float(np.percentile(v, 99) * 1e3)}
+                  for k, v in lat.items()}  # fmt: skip
+            st["returned_mean"] = {k: float(np.mean(v)) for k, v in nret.items()}
+            out[f"{name}/r={r}"] = st
+            q, c, m = st["query"], st["query_columns"], st["mpsky"]
+            print(f"# interleaved {name} r={r}: query {q['median_ms']:.3f}/{q['p99_ms']:.3f} ms, "
+                  f"query_columns {c['median_ms']:.3f}/{c['p99_ms']:.3f}, mpSky {m['median_ms']:.3f}/"
+                  f"{m['p99_ms']:.3f} (median/p99); ratio median query {q['median_ms'] / m['median_ms']:.2f}, "
+                  f"columns {c['median_ms'] / m['median_ms']:.2f}; returned {st['returned_mean']['query']:.1f} "
+                  f"vs {st['returned_mean']['mpsky']:.1f}", flush=True)  # fmt: skip
+    proc.stdin.close()
+    proc.wait()
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=1_300_000)
@@ -199,9 +294,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--brute", type=int, default=5, help="queries checked against brute force")
     ap.add_argument("--no-mpsky", action="store_true")
     ap.add_argument("--json", type=Path, default=None)
+    ap.add_argument("--interleave", action="store_true",
+                    help="only the interleaved comparison (ssassoc and mpSky alternating in blocks)")  # fmt: skip
+    ap.add_argument("--block", type=int, default=10, help="queries per interleaved block")
     ap.add_argument("--measure", type=Path, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--mpsky-server", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     radii = [float(r) for r in args.radii.split(",")]
+    if args.mpsky_server:
+        return mpsky_server(args.n, args.seed)
 
     if args.measure is not None:  # child: measure only, print JSON
         print(json.dumps(measure(args.measure, args.queries, args.seed, radii, args.brute)), flush=True)
@@ -215,6 +316,11 @@ def main(argv: list[str] | None = None) -> int:
         res["build"] = None
     else:
         res["build"] = build(args, store_dir)
+    if args.interleave:
+        res["interleaved"] = interleaved(store_dir, args.n, args.queries, args.seed, radii, args.block)
+        if args.json:
+            args.json.write_text(json.dumps(res, indent=1))
+        return 0
     cmd = [sys.executable, __file__, "--measure", str(store_dir), "--queries", str(args.queries),
            "--seed", str(args.seed), "--radii", args.radii, "--brute", str(args.brute)]  # fmt: skip
     proc = subprocess.run(cmd, capture_output=True, text=True)

@@ -48,8 +48,8 @@ from .chebyshev import (
     segment_index_and_x,
 )
 from .orbits import OrbitTable
-from .sky_index import lonlat_to_cells, merge_entries
-from .store import EphemerisStoreError, sha256_file, write_store_directory
+from .sky_index import dense_offsets, lonlat_to_cells, merge_entries
+from .store import EphemerisStoreError, segment_records, sha256_file, write_store_directory
 
 __all__ = [
     "BuildParameters",
@@ -557,6 +557,9 @@ def build_store(
     # then sit in a few runs of rows, so it touches a few pages of each array instead of
     # one page per candidate (a 2-4x faster first touch of a memory-mapped store).
     order = _sky_order(coeffs, seg_start, n_seg, span, obs_coeffs, n_obs_seg)
+    # segment level first: a level's objects then have equally many segments each, so an
+    # object's segment row is row * segments + a per-level constant (no lookup table)
+    order = order[np.argsort(level[order], kind="stable")]
     rank = np.empty(n_kept, np.int64)
     rank[order] = np.arange(n_kept)
     seg_rows = _segment_rows(seg_start[order], n_seg[order])
@@ -577,6 +580,9 @@ def build_store(
     del fits
     keys, offsets, objects = merge_entries(parts)
     del parts
+    n_bins = max(1, math.ceil(span / p.index_bin_days - 1e-9))
+    offsets = dense_offsets(keys, offsets, n_bins * 12 * p.index_nside**2)
+    del keys
     report("index", n_kept, n_kept)
     # observer fit error seen from each object, added to its own fit error
     fit_err = fit_err + obs_err_km / 149_597_870.7 / min_rho * RAD_TO_MAS
@@ -584,15 +590,17 @@ def build_store(
 
     designation = np.asarray([str(x) for x in kept.name], dtype=str)  # fixed-width unicode
     uncertainty = np.hypot(fit_err / 1000.0, p.uncertainty_floor_arcsec)
+    ss_ids = ss_object_ids(kept.object_id)
+    records = segment_records(coeffs, n_seg, kept.h_mag, kept.g_slope, uncertainty, ss_ids)
+    del coeffs
+    level_first_row = np.searchsorted(level, np.arange(p.max_level + 2)).tolist()
     arrays = {
-        "coeffs": coeffs,
-        "seg_start": seg_start,
+        "records": records,
         "level": level.astype(np.int8),
         "observer_coeffs": obs_coeffs,
-        "index_keys": keys,
         "index_offsets": offsets,
         "index_objects": objects,
-        "ss_object_id": ss_object_ids(kept.object_id),
+        "ss_object_id": ss_ids,
         "designation": designation,
         "h_mag": kept.h_mag.astype(np.float32),
         "g_slope": kept.g_slope.astype(np.float32),
@@ -608,7 +616,6 @@ def build_store(
     orbit_info["n_objects"] = n_kept
     orbit_info["n_skipped_reading"] = int(orbits.n_skipped)
     orbit_info["n_skipped_propagation"] = int(bad.sum())
-    n_bins = max(1, math.ceil(span / p.index_bin_days - 1e-9))
     build_info = {
         **asdict(p),
         "sampler": sampler.name,
@@ -616,6 +623,7 @@ def build_store(
         "n_observer_segments": n_obs_seg,
         "index_n_bins": n_bins,
         "index_bin_days": span / n_bins,
+        "level_first_row": level_first_row,
         "workers": int(workers),
         "seconds": round(_time.perf_counter() - t_begin, 3),
         "host_cpus": os.cpu_count(),
@@ -626,7 +634,7 @@ def build_store(
         "start_mjd_tai": start,
         "end_mjd_tai": end,
         "n_objects": n_kept,
-        "n_segments": int(coeffs.shape[0]),
+        "n_segments": int(records.shape[0]),
         "orbits": orbit_info,
         "build": build_info,
         "fit": {

@@ -1,18 +1,22 @@
 """The cached ephemeris store: a directory of memory-mapped arrays plus a JSON manifest.
 
-Layout of a store directory (format version 1)::
+Layout of a store directory (format version 2)::
 
     manifest.json          what, for where and when, how built, checksums (written last)
-    coeffs.npy             (n_segments, 3, degree + 1) float64: Chebyshev coefficients of
-                           each object's light-time-corrected heliocentric ICRS position (AU)
-                           as a function of observation time
-    seg_start.npy          (n_objects,) int64: first segment row of each object
+    records.npy            (n_segments, 3 * (degree + 1) + 4) float64, one row per segment:
+                           Chebyshev coefficients of the object's light-time-corrected
+                           heliocentric ICRS position (AU) as a function of observation
+                           time (x, y, z blocks of degree + 1), then the object's H, G
+                           (NaN -> 0.15), ephUncertainty (arcsec) and ssObjectId (the int64
+                           bits). One fancy index gathers everything a query evaluates.
     level.npy              (n_objects,) int8: the object has n_base_segments * 2**level
-                           equal segments over the span
+                           equal segments over the span. Objects are sorted by level (then
+                           sky position), so an object's rows are found arithmetically from
+                           the manifest's ``build.level_first_row``
     observer_coeffs.npy    (n_observer_segments, 3, observer_degree + 1) float64: the
                            observer's heliocentric ICRS position (AU)
-    index_keys.npy         sorted unique time_bin * npix + HEALPix NESTED cell (int64)
-    index_offsets.npy      CSR offsets into index_objects (int64)
+    index_offsets.npy      dense CSR offsets, one per key time_bin * npix + HEALPix NESTED
+                           cell, plus the end (int64)
     index_objects.npy      object rows grouped by key (int32)
     ss_object_id.npy       (n_objects,) int64, Rubin ssObjectId
     designation.npy        (n_objects,) fixed-width unicode, readable designation
@@ -40,7 +44,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -48,7 +52,6 @@ import pandas as pd
 
 from ..columns import SS_OBJECT_OPTIONAL, SS_OBJECT_REQUIRED
 from ..version import __version__
-from .chebyshev import chebyshev_basis
 from .magnitudes import _A1, _A2, _B1, _B2, DEFAULT_G
 from .sky_index import SkyIndex
 
@@ -64,19 +67,19 @@ __all__ = [
     "EphemerisStore",
     "EphemerisStoreError",
     "ObservatoryMismatchError",
+    "segment_records",
     "sha256_file",
     "write_store_directory",
 ]
 
 FORMAT_NAME = "ssassoc-ephemeris-store"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 SS_OBJECT_COLUMNS: tuple[str, ...] = SS_OBJECT_REQUIRED + SS_OBJECT_OPTIONAL
 """Columns of every query result, in order."""
 
 ARRAY_NAMES: tuple[str, ...] = (
-    "coeffs", "seg_start", "level", "observer_coeffs",
-    "index_keys", "index_offsets", "index_objects",
+    "records", "level", "observer_coeffs", "index_offsets", "index_objects",
     "ss_object_id", "designation", "h_mag", "g_slope", "fit_error_mas", "uncertainty_arcsec",
 )  # fmt: skip
 
@@ -90,6 +93,11 @@ EXPOSURE_BUFFER_ARCSEC = 10.0
 """Extra cone margin around a detector (arcsec), above the largest ephemeris errors."""
 
 _FLOAT_COLUMNS = SS_OBJECT_COLUMNS[2:]
+_DEG = 180.0 / math.pi
+_KM_S_C = AU_PER_DAY_TO_KM_S * C_AU_PER_DAY
+_NEG_A = np.array([[-_A1], [-_A2]])
+_EYE3 = np.eye(3)
+_B_HALF = np.array([[_B1 / 2], [_B2 / 2]])  # tan(a/2)^B = (tan^2(a/2))^(B/2)
 _BLOCK_PLACEMENT = (np.array([0]), np.array([1]), np.arange(2, len(SS_OBJECT_COLUMNS)))
 _COLUMN_INDEX = pd.Index(SS_OBJECT_COLUMNS)
 
@@ -196,7 +204,22 @@ def write_store_directory(
     return out
 
 
-_Tables = tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64]]
+class _Plan(NamedTuple):
+    """What a query at one time needs besides its candidates (per store and time)."""
+
+    single: bool
+    """Only one segment level present: one basis for all objects."""
+    rows: tuple[Any, Any] | None
+    """Object row -> segment row: ``row * rows[0] + rows[1]`` (ints, or per-level arrays);
+    None: the same (one segment per object, at row 0)."""
+    basis: npt.NDArray[np.float64]
+    """``(6, n_coef)`` (``(n_levels, 6, n_coef)`` if not single): record coefficients ->
+    position (AU) and its derivative (AU/day) at that time, component-major."""
+    obs: npt.NDArray[np.float64]
+    """``(6, 1)``: observer heliocentric position (AU) and velocity (AU/day), a column to
+    broadcast against component-major ``(6, n)`` states."""
+    obs_vel_km_s: npt.NDArray[np.float64]
+    """``(3, 1)``: observer velocity (km/s)."""
 
 
 @dataclass(frozen=True)
@@ -240,7 +263,6 @@ class EphemerisStore:
         )
         self._a = arrays
         self._index = SkyIndex(
-            keys=arrays["index_keys"],
             offsets=arrays["index_offsets"],
             objects=arrays["index_objects"],
             nside=int(b["index_nside"]),
@@ -248,17 +270,22 @@ class EphemerisStore:
             bin_days=float(b["index_bin_days"]),
             pad_deg=float(b["index_pad_deg"]),
         )
-        self._levels = np.arange(int(b.get("max_level", 8)) + 1, dtype=np.int64)
-        # per segment level (static): segments over the span, their length, dx/dt
-        self._orders = np.arange(self._geo.degree + 1, dtype=np.float64)
-        self._level_nseg = np.left_shift(self._geo.n_base_segments, self._levels)
-        self._level_length = self._geo.span_days / self._level_nseg
-        self._tables_cache: tuple[float, _Tables] | None = None
-        self._observer_cache: tuple[float, tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]] | None = None
-        per_level = manifest.get("fit", {}).get("objects_per_level")
-        self._present_levels = (
-            [int(i) for i, c in enumerate(per_level) if c] if per_level else [int(i) for i in self._levels]
-        )
+        self._records = arrays["records"]
+        self._designation = arrays["designation"]
+        self._n_coef = 3 * (self._geo.degree + 1)
+        # objects are sorted by segment level: level l holds rows [first[l], first[l + 1])
+        first = [int(x) for x in b["level_first_row"]]
+        self._level_first_row = np.asarray(first[1:-1], dtype=np.int64)
+        n_levels = len(first) - 1
+        self._present_levels = [lvl for lvl in range(n_levels) if first[lvl + 1] > first[lvl]]
+        nseg = [self._geo.n_base_segments << lvl for lvl in range(n_levels)]
+        self._level_nseg = nseg
+        seg_first = np.concatenate([[0], np.cumsum(np.diff(first) * np.asarray(nseg, np.int64))])
+        # segment row of object i at level l, segment k: i * nseg[l] + row_shift[l] + k
+        self._row_shift = [int(seg_first[lvl]) - first[lvl] * nseg[lvl] for lvl in range(n_levels)]
+        self._plan_cache: tuple[float, _Plan] | None = None
+        # tiny and touched by every query: in RAM, not a page fault on a cold store
+        self._observer_coeffs = np.array(arrays["observer_coeffs"])
 
     # -- opening -----------------------------------------------------------------
     @classmethod
@@ -327,8 +354,19 @@ class EphemerisStore:
             # plain ndarray views of the maps: same pages, none of np.memmap's per-index overhead
             arrays[name] = arr.view(np.ndarray)
         n = int(manifest["n_objects"])
-        if any(arrays[k].shape[0] != n for k in ("seg_start", "level", "ss_object_id", "designation")):
+        if any(arrays[k].shape[0] != n for k in ("level", "ss_object_id", "designation")):
             raise EphemerisStoreError(f"ephemeris store {root} is corrupt: per-object arrays disagree on n")
+        first = manifest["build"].get("level_first_row")
+        deg = int(manifest["build"]["degree"])
+        if (
+            not isinstance(first, list)
+            or len(first) < 2
+            or first[0] != 0
+            or first[-1] != n
+            or arrays["records"].ndim != 2
+            or arrays["records"].shape[1] != 3 * (deg + 1) + 4
+        ):
+            raise EphemerisStoreError(f"ephemeris store {root} is corrupt: records and levels disagree")
         return cls(root, manifest, arrays)
 
     def warm(self) -> float:
@@ -387,76 +425,73 @@ class EphemerisStore:
 
     def observer_state(self, mjd_tai: float) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         """Observer heliocentric ICRS position (AU) and velocity (AU/day) at ``mjd_tai``."""
-        return self._observer(self._dt_days(mjd_tai))
-
-    def _observer(self, dt_days: float) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-        cached = self._observer_cache  # one (dt, state) tuple: read and replaced atomically
-        if cached is not None and cached[0] == dt_days:
-            return cached[1]
-        state = self._observer_uncached(dt_days)
-        self._observer_cache = (dt_days, state)
-        return state
-
-    def _observer_uncached(self, dt_days: float) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-        g = self._geo
-        length = g.span_days / g.n_observer_segments
-        k = min(max(int(dt_days // length), 0), g.n_observer_segments - 1)
-        x = 2.0 * (dt_days - k * length) / length - 1.0
-        t, d = chebyshev_basis(x, g.observer_degree)
-        c = self._a["observer_coeffs"][k]
-        return c @ t, (c @ d) * (2.0 / length)
+        obs = self._plan(self._dt_days(mjd_tai)).obs
+        return obs[:3, 0].copy(), obs[3:, 0].copy()
 
     def positions(
         self, rows: npt.ArrayLike, mjd_tai: float
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         """Heliocentric ICRS position (AU) at light-emission time and its derivative with
-        respect to observation time (AU/day) of object ``rows`` observed at ``mjd_tai``."""
+        respect to observation time (AU/day) of object ``rows`` observed at ``mjd_tai``,
+        each ``(n, 3)``."""
         dt = self._dt_days(mjd_tai)
-        return self._helio(np.asarray(rows, dtype=np.int64), dt)
+        rows_a = np.asarray(rows, dtype=np.int64).reshape(-1)
+        states, _ = self._states(rows_a, self._plan(dt))
+        return np.ascontiguousarray(states[:3].T), np.ascontiguousarray(states[3:].T)
 
-    def _level_tables(
-        self, dt: float
-    ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-        """Per segment level: segment number, basis T_k and dT_k/dt (per day) at ``dt``.
+    def _plan(self, dt: float) -> _Plan:
+        """The observer's state and, per segment level, the segment row offset and the
+        Chebyshev basis at ``dt``.
 
         All objects of one level share their segment boundaries, so the basis is computed
-        once per level present in the store (usually one or two), in closed form:
-        ``T_n = cos(n theta)``, ``dT_n/dx = n sin(n theta) / sin(theta)`` (``n^2 (+-1)^(n+1)``
-        at ``x = +-1``), with plain floats, cheaper than array operations at this size.
+        once per level present in the store (usually one), with plain floats (cheaper
+        than array operations at this size). Queries at one time (all detectors of a
+        visit) reuse the last plan.
         """
-        cached = self._tables_cache  # one (dt, tables) tuple: read and replaced atomically
+        cached = self._plan_cache  # one (dt, plan) tuple: read and replaced atomically
         if cached is not None and cached[0] == dt:
             return cached[1]
-        k_tab = np.zeros(self._levels.size, np.int64)
-        t_tab = np.zeros((self._levels.size, self._geo.degree + 1))
-        d_tab = np.zeros_like(t_tab)
-        orders = range(self._geo.degree + 1)
-        for lvl in self._present_levels:
-            nseg, length = int(self._level_nseg[lvl]), float(self._level_length[lvl])
+        g = self._geo
+        length = g.span_days / g.n_observer_segments
+        k = min(max(int(dt // length), 0), g.n_observer_segments - 1)
+        td = _basis_td(2.0 * (dt - k * length) / length - 1.0, g.observer_degree, 2.0 / length)
+        obs = np.ascontiguousarray((self._observer_coeffs[k] @ td.T).T).reshape(6, 1)  # AU, AU/day
+        obs_km_s = obs[3:] * AU_PER_DAY_TO_KM_S
+        levels = self._present_levels or [0]
+        bases, row_add = [], []
+        for lvl in levels:
+            nseg = self._level_nseg[lvl]
+            length = g.span_days / nseg
             k = min(int(dt / length), nseg - 1)
-            x = min(max(2.0 * (dt - k * length) / length - 1.0, -1.0), 1.0)
-            theta = math.acos(x)
-            sin_theta = math.sin(theta)
-            dxdt = 2.0 / length
-            k_tab[lvl] = k
-            t_tab[lvl] = [math.cos(n * theta) for n in orders]
-            if sin_theta > 1e-7:
-                d_tab[lvl] = [n * math.sin(n * theta) / sin_theta * dxdt for n in orders]
-            else:
-                d_tab[lvl] = [n * n * (1.0 if x > 0 or n % 2 else -1.0) * dxdt for n in orders]
-        # exposures of one visit (all detectors) share their midpoint: keep the last tables
-        self._tables_cache = (dt, (k_tab, t_tab, d_tab))
-        return k_tab, t_tab, d_tab
+            td = _basis_td(2.0 * (dt - k * length) / length - 1.0, g.degree, 2.0 / length)
+            # (6, 3 * (degree + 1)): row j * 3 + c holds td[j] in axis c's coefficient block
+            bases.append((td[:, None, None, :] * _EYE3[None, :, :, None]).reshape(6, -1))
+            row_add.append(self._row_shift[lvl] + k)
+        if len(levels) == 1:
+            mult = self._level_nseg[levels[0]]
+            identity = mult == 1 and row_add[0] == 0  # one segment per object: rows are rows
+            plan = _Plan(True, None if identity else (np.int64(mult), np.int64(row_add[0])), bases[0], obs, obs_km_s)
+        else:
+            basis = np.zeros((len(self._level_nseg), 6, self._n_coef))
+            basis[levels] = bases
+            add = np.zeros(len(self._level_nseg), np.int64)
+            add[levels] = row_add
+            plan = _Plan(False, (np.asarray(self._level_nseg, np.int64), add), basis, obs, obs_km_s)
+        self._plan_cache = (dt, plan)
+        return plan
 
-    def _helio(
-        self, rows: npt.NDArray[np.int64], dt: float
+    def _states(
+        self, rows: npt.NDArray[Any], plan: _Plan
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-        k_tab, t_tab, d_tab = self._level_tables(dt)
-        lvl = self._a["level"][rows]
-        c = self._a["coeffs"][self._a["seg_start"][rows] + k_tab[lvl]]
-        pos = np.einsum("nck,nk->nc", c, t_tab[lvl])
-        vel = np.einsum("nck,nk->nc", c, d_tab[lvl])
-        return pos, vel
+        """``(6, n)`` position (AU) and d/dt (AU/day) of objects ``rows``, and their records."""
+        if plan.single:
+            rec = self._records[rows if plan.rows is None else rows * plan.rows[0] + plan.rows[1]]
+            return plan.basis @ rec[:, : self._n_coef].T, rec
+        assert plan.rows is not None
+        lvl = np.searchsorted(self._level_first_row, rows, side="right")
+        rec = self._records[rows * plan.rows[0][lvl] + plan.rows[1][lvl]]
+        states = np.matmul(plan.basis[lvl], rec[:, : self._n_coef, None])  # (n, 6, 1)
+        return states[:, :, 0].T, rec
 
     # -- queries ---------------------------------------------------------------------
     def query(self, mjd_tai: float, ra_deg: float, dec_deg: float, radius_deg: float) -> pd.DataFrame:
@@ -528,60 +563,86 @@ class EphemerisStore:
             cand = np.arange(self.n_objects, dtype=np.int64)  # a hemisphere or more: scan all
         else:
             cand = self._index.candidates(dt, ra, dec, radius)
+            if cand.size == 0:
+                return _empty_parts(self._designation.dtype)
         return self._evaluate(cand, dt, ra, dec, radius)
 
     def _evaluate(
-        self, cand: npt.NDArray[np.int64], dt: float, ra: float, dec: float, radius: float
+        self, cand: npt.NDArray[Any], dt: float, ra: float, dec: float, radius: float
     ) -> tuple[np.ndarray, np.ndarray, npt.NDArray[np.float64]]:
         """Evaluate candidates at ``dt``; (ids, designations, float block) of those in the cone.
 
-        Component-major layout throughout: vectors are ``(3, n)`` and every column is
-        written straight into its row of the float block, so each step is one numpy call
-        on contiguous data (a query is dominated by per-call overhead, not arithmetic).
+        A query is dominated by per-call overhead (~1 us per numpy call on tens of rows),
+        not arithmetic: one gather fetches every candidate's record, one matmul evaluates
+        positions and derivatives of all of them (component-major, ``(3, n)`` rows), and
+        each output column is written straight into its row of the float block.
         """
-        a = self._a
-        # positions of all candidates; velocities only for those inside the cone
-        k_tab, t_tab, d_tab = self._level_tables(dt)
-        lvl = a["level"][cand]
-        c = a["coeffs"][a["seg_start"][cand] + k_tab[lvl]]  # (n, 3, degree + 1)
-        obs_p, obs_v = self._observer(dt)  # AU, AU/day
-        topo = np.einsum("nck,nk->cn", c, t_tab[lvl]) - obs_p[:, None]  # (3, n) AU
-        rho = np.sqrt(np.einsum("cn,cn->n", topo, topo))
+        plan = self._plan(dt)
+        states, rec = self._states(cand, plan)  # (6, n): helio position AU, d/dt AU/day
+        topo_all = states[:3] - plan.obs[:3]
+        rho_all = np.sqrt(np.einsum("in,in->n", topo_all, topo_all))
         ra_r, dec_r = math.radians(ra), math.radians(dec)
         cd = math.cos(dec_r)
         centre = np.array([cd * math.cos(ra_r), cd * math.sin(ra_r), math.sin(dec_r)])
-        keep = centre @ topo >= math.cos(math.radians(radius)) * rho
-        if not keep.all():
-            idx = np.flatnonzero(keep)
-            cand, c, lvl, topo, rho = cand[idx], c[idx], lvl[idx], topo[:, idx], rho[idx]
-        n = cand.size
-        out = np.empty((len(_FLOAT_COLUMNS), n))
-        helio, topo_o, v_helio, v_topo = out[4:7], out[7:10], out[10:13], out[13:16]
-        np.copyto(topo_o, topo)
-        np.add(topo, obs_p[:, None], out=helio)  # AU, light-emission time
-        # apparent topocentric motion d(topo)/d(t_obs) (AU/day), kept in v_topo for now
-        np.subtract(np.einsum("nck,nk->cn", c, d_tab[lvl]), obs_v[:, None], out=v_topo)
-        u = topo / rho
-        rho_dot = np.einsum("cn,cn->n", u, v_topo)
-        cos_dec = np.hypot(u[0], u[1])
-        np.arctan2(u[1], u[0], out=out[0])
-        np.degrees(out[0], out=out[0])
-        np.mod(out[0], 360.0, out=out[0])  # ephRa
-        np.degrees(np.arcsin(np.clip(u[2], -1.0, 1.0)), out=out[1])  # ephDec
-        scale = (180.0 / math.pi) / (rho * np.maximum(cos_dec, 1e-15))  # no division by 0 at a pole
-        np.multiply(u[0] * v_topo[1] - u[1] * v_topo[0], scale, out=out[2])  # d(ra)/dt cos(dec)
-        np.multiply(v_topo[2] - u[2] * rho_dot, scale, out=out[3])  # d(dec)/dt
-        # velocity at emission time: d(helio)/d(t_obs) = v(t_emit) * (1 - rho_dot / c);
-        # d(helio)/d(t_obs) = v_topo + obs_v
-        factor = AU_PER_DAY_TO_KM_S / (1.0 - rho_dot / C_AU_PER_DAY)
-        np.multiply(v_topo + obs_v[:, None], factor, out=v_helio)  # km/s
-        np.subtract(v_helio, (obs_v * AU_PER_DAY_TO_KM_S)[:, None], out=v_topo)  # km/s
-        # V magnitude, H-G system (see magnitudes.py); phase angle from the two vectors
-        r_helio = np.sqrt(np.einsum("cn,cn->n", helio, helio))
-        cos_phase = np.einsum("cn,cn->n", helio, topo) / (r_helio * rho)
-        out[16] = _v_mag(a["h_mag"][cand], a["g_slope"][cand], r_helio, rho, cos_phase)
-        out[17] = a["uncertainty_arcsec"][cand]
-        return a["ss_object_id"][cand], a["designation"][cand], out
+        idx = np.flatnonzero(centre @ topo_all >= math.cos(math.radians(radius)) * rho_all)
+        if idx.size == 0:  # common for sparse cones: skip the rest
+            return _empty_parts(self._designation.dtype)
+        # everything below only for objects inside the cone
+        out = np.empty((len(_FLOAT_COLUMNS), idx.size))
+        # helio position (AU, light-emission time) and d(helio)/d(t_obs) (AU/day, parked in
+        # the topo rows), then topo and the apparent motion d(topo)/d(t_obs) side by side
+        np.take(states, idx, axis=1, out=out[4:10])
+        z = out[4:10] - plan.obs
+        topo, v_app = z[:3], z[3:]
+        rho = rho_all[idx]
+        tv = np.einsum("in,in->n", topo, v_app)  # rho * d(rho)/dt
+        # velocity at emission time: d(helio)/d(t_obs) = v(t_emit) * (1 - rho_dot / c)
+        np.multiply(out[7:10], _KM_S_C / (C_AU_PER_DAY - tv / rho), out=out[10:13])  # km/s
+        np.subtract(out[10:13], plan.obs_vel_km_s, out=out[13:16])
+        out[7:10] = topo
+        rxy = np.hypot(topo[0], topo[1])
+        np.arctan2(topo[1], topo[0], out=out[0])
+        np.arctan2(topo[2], rxy, out=out[1])
+        out[:2] *= _DEG
+        np.mod(out[0], 360.0, out=out[0])  # ephRa, ephDec
+        # d(ra)/dt cos(dec) = (x y' - y x') / (rxy rho); d(dec)/dt = (z' - z tv / rho^2) / rxy
+        rho2 = rho * rho
+        q = _DEG / np.maximum(rxy, 1e-300)  # no division by 0 at a pole
+        np.multiply(topo[0], v_app[1], out=out[2])
+        out[2] -= topo[1] * v_app[0]
+        out[2] *= q / rho
+        np.subtract(v_app[2], topo[2] * tv / rho2, out=out[3])
+        out[3] *= q
+        # V magnitude, H-G system (magnitudes.py), from tan^2(alpha / 2) = (r rho - h.t) / (r rho + h.t)
+        ext = rec[idx, self._n_coef :]  # H, G, ephUncertainty, ssObjectId bits
+        hh_ht = np.einsum("in,kin->kn", out[4:7], out[4:10].reshape(2, 3, -1))  # h.h, h.t
+        rr2 = hh_ht[0] * rho2
+        rr = np.sqrt(rr2)
+        tan2_half = np.abs((rr - hh_ht[1]) / (rr + hh_ht[1]))  # abs: rounding at zero phase
+        phi = np.exp(_NEG_A * tan2_half**_B_HALF)  # (2, m): phi_1, phi_2
+        g = ext[:, 1]
+        np.log10(rr2 / (phi[0] + g * (phi[1] - phi[0])), out=out[16])
+        out[16] *= 2.5
+        out[16] += ext[:, 0]
+        out[17] = ext[:, 2]
+        ids = np.ascontiguousarray(ext.view(np.int64)[:, 3])
+        return ids, self._designation[cand[idx]], out
+
+
+def _empty_parts(designation_dtype: np.dtype) -> tuple[np.ndarray, np.ndarray, npt.NDArray[np.float64]]:
+    return np.empty(0, np.int64), np.empty(0, designation_dtype), np.empty((len(_FLOAT_COLUMNS), 0))
+
+
+def _basis_td(x: float, degree: int, dxdt: float) -> npt.NDArray[np.float64]:
+    """``(2, degree + 1)``: ``T_k(x)`` and ``dT_k/dt = dT_k/dx * dxdt``, by the recurrences
+    (exact at ``x = +-1``) on plain floats: cheaper than numpy calls at this size."""
+    x = min(max(x, -1.0), 1.0)
+    t = [1.0, x][: degree + 1]
+    d = [0.0, 1.0][: degree + 1]
+    for k in range(1, degree):
+        t.append(2.0 * x * t[k] - t[k - 1])
+        d.append(2.0 * t[k] + 2.0 * x * d[k] - d[k - 1])
+    return np.array([t, [v * dxdt for v in d]])
 
 
 def _will_need(arr: np.ndarray) -> None:
@@ -593,20 +654,28 @@ def _will_need(arr: np.ndarray) -> None:
             mm.madvise(advice)
 
 
-def _v_mag(
-    h: np.ndarray,
-    g: np.ndarray,
-    r_au: npt.NDArray[np.float64],
-    delta_au: npt.NDArray[np.float64],
-    cos_phase: npt.NDArray[np.float64],
+def segment_records(
+    coeffs: npt.NDArray[np.float64],
+    n_seg: npt.ArrayLike,
+    h_mag: npt.ArrayLike,
+    g_slope: npt.ArrayLike,
+    uncertainty_arcsec: npt.ArrayLike,
+    ss_object_id: npt.ArrayLike,
 ) -> npt.NDArray[np.float64]:
-    """H-G V magnitude (the formula and constants of magnitudes.py) from the cosine of the
-    phase angle, using tan(alpha / 2) = sqrt((1 - cos) / (1 + cos))."""
-    c = np.clip(cos_phase, -1.0, 1.0)
-    tan_half = np.sqrt((1.0 - c) / np.maximum(1.0 + c, 1e-300))
-    gg = np.where(np.isnan(g), DEFAULT_G, g)
-    phase = (1.0 - gg) * np.exp(-_A1 * tan_half**_B1) + gg * np.exp(-_A2 * tan_half**_B2)
-    return np.asarray(h + 5.0 * np.log10(r_au * delta_au) - 2.5 * np.log10(phase), dtype=np.float64)
+    """The ``records`` array: per segment row (objects' segments consecutive, ``n_seg``
+    each) its coefficients ``(3, degree + 1)`` flattened, then the object's H, G (NaN ->
+    the default 0.15, as :func:`magnitudes.v_magnitude`), ephUncertainty and the int64 bits
+    of its ssObjectId."""
+    n_segments = coeffs.shape[0]
+    reps = np.asarray(n_seg, dtype=np.int64)
+    rec = np.empty((n_segments, coeffs.shape[1] * coeffs.shape[2] + 4))
+    rec[:, :-4] = coeffs.reshape(n_segments, -1)
+    g = np.asarray(g_slope, dtype=np.float64)
+    rec[:, -4] = np.repeat(np.asarray(h_mag, dtype=np.float64), reps)
+    rec[:, -3] = np.repeat(np.where(np.isnan(g), DEFAULT_G, g), reps)
+    rec[:, -2] = np.repeat(np.asarray(uncertainty_arcsec, dtype=np.float64), reps)
+    rec.view(np.int64)[:, -1] = np.repeat(np.asarray(ss_object_id, dtype=np.int64), reps)
+    return rec
 
 
 def _separation_deg(ra1: float, dec1: float, ra2: npt.ArrayLike, dec2: npt.ArrayLike) -> npt.NDArray[np.float64]:

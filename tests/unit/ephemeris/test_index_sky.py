@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from ssassoc.core.ephemeris.sky_index import (
     SkyIndex,
     cone_cells,
+    dense_offsets,
     lonlat_to_cells,
     merge_entries,
     pack_entries,
@@ -34,7 +35,8 @@ def _static_index(ra: np.ndarray, dec: np.ndarray, nside: int, n_bins: int = 2) 
     cells = lonlat_to_cells(ra, dec, nside)
     parts = [pack_entries(np.full(n, b), cells, np.arange(n), nside) for b in range(n_bins)]
     keys, offsets, objects = merge_entries(parts)
-    return SkyIndex(keys, offsets, objects, nside, n_bins, 0.5, 0.0)
+    dense = dense_offsets(keys, offsets, n_bins * 12 * nside**2)
+    return SkyIndex(dense, objects, nside, n_bins, 0.5, 0.0)
 
 
 def test_csr_round_trip() -> None:
@@ -48,6 +50,10 @@ def test_csr_round_trip() -> None:
     got = {(int(k), int(o)) for i, k in enumerate(keys) for o in objects[offsets[i] : offsets[i + 1]]}
     want = {(int(b * 12 * 64**2 + c), int(o)) for b, c, o in zip(bins, cells, objs, strict=True)}
     assert got == want
+    dense = dense_offsets(keys, offsets, 4 * 12 * 64**2)
+    assert dense.size == 4 * 12 * 64**2 + 1 and dense[-1] == objects.size
+    got_dense = {(k, int(o)) for k in range(dense.size - 1) for o in objects[dense[k] : dense[k + 1]]}
+    assert got_dense == want
 
 
 def test_pack_rejects_huge_object_rows() -> None:

@@ -274,3 +274,33 @@ def test_exposure_cone_and_query_exposure_columns() -> None:
         store.exposure_cone(_exposure(31.0, -4.0, t, observatory="W84"))
     with pytest.raises(ObservatoryMismatchError, match="W84"):
         store.query_exposure_columns(_exposure(31.0, -4.0, t, observatory="W84"))
+
+
+def test_mixed_segment_levels_over_two_days(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Objects at several segment levels (a tiny refinement tolerance forces halvings) in a
+    2-day store: every level's rows are found and evaluated right, at segment edges too."""
+    from ssassoc.core.ephemeris.build import BuildParameters, build_store, two_body_sampler
+
+    orb = synthetic_orbits(400, seed=7)
+    out = tmp_path_factory.mktemp("levels") / "store"
+    params = BuildParameters(tolerance_mas=2e-5, max_level=3, chunk_objects=150)
+    build_store(orb, OBSERVATORY, START_MJD_TAI, START_MJD_TAI + 2.0, out,
+                sampler=two_body_sampler(OBSERVATORY), parameters=params)  # fmt: skip
+    store = EphemerisStore.open(out)
+    per_level = store.manifest["fit"]["objects_per_level"]
+    assert sum(c > 0 for c in per_level) >= 3, per_level
+    assert np.all(np.diff(store._a["level"]) >= 0)  # sorted by level
+    for t in (START_MJD_TAI, START_MJD_TAI + 0.25, START_MJD_TAI + 0.9999, START_MJD_TAI + 1.0,
+              START_MJD_TAI + 1.6180, START_MJD_TAI + 2.0):  # fmt: skip
+        df = store.query(t, 0.0, 0.0, 180.0)
+        assert len(df) == 400
+        rows = np.array([int(d[1:]) for d in df["designation"]])
+        truth = truth_positions(orb.take(rows), t)
+        obs, _ = observer_states(OBSERVATORY, np.array([t]))
+        topo = truth - obs[0]
+        got = df[["topo_x", "topo_y", "topo_z"]].to_numpy()
+        assert (np.linalg.norm(got - topo, axis=1) / np.linalg.norm(topo, axis=1) * MAS_PER_RAD).max() < 1.0
+        helio, _ = store.positions(np.arange(400), t)
+        np.testing.assert_allclose(np.sort(helio[:, 0]), np.sort(df["helio_x"].to_numpy()), rtol=0, atol=1e-12)
+        small = store.query_columns(t, float(df["ephRa"].iloc[5]), float(df["ephDec"].iloc[5]), 0.01)
+        assert df["ssObjectId"].iloc[5] in small["ssObjectId"]

@@ -107,7 +107,11 @@ def test_foreign_wrong_version_and_corrupt_manifests(store_copy: Path) -> None:
     with pytest.raises(EphemerisStoreError, match="not an ssassoc ephemeris store"):
         EphemerisStore.open(store_copy)
     _edit_manifest(store_copy, format=FORMAT_NAME, format_version=FORMAT_VERSION + 1)
-    with pytest.raises(EphemerisStoreError, match=r"format version 2.*rebuild"):
+    with pytest.raises(EphemerisStoreError, match=rf"format version {FORMAT_VERSION + 1}.*rebuild"):
+        EphemerisStore.open(store_copy)
+    # a store of the previous layout (version 1: coeffs + seg_start + sparse index keys)
+    _edit_manifest(store_copy, format=FORMAT_NAME, format_version=1)
+    with pytest.raises(EphemerisStoreError, match=rf"format version 1; .* reads version {FORMAT_VERSION}: rebuild"):
         EphemerisStore.open(store_copy)
     (store_copy / "manifest.json").write_text('{"format": "ssassoc-ephemeris-store", ')
     with pytest.raises(EphemerisStoreError, match="corrupt"):
@@ -115,10 +119,10 @@ def test_foreign_wrong_version_and_corrupt_manifests(store_copy: Path) -> None:
 
 
 def test_truncated_missing_and_altered_arrays(store_copy: Path) -> None:
-    coeffs = store_copy / "coeffs.npy"
+    coeffs = store_copy / "records.npy"
     data = coeffs.read_bytes()
     coeffs.write_bytes(data[: len(data) // 2])
-    with pytest.raises(EphemerisStoreError, match=r"coeffs\.npy is corrupt"):
+    with pytest.raises(EphemerisStoreError, match=r"records\.npy is corrupt"):
         EphemerisStore.open(store_copy)
     coeffs.write_bytes(data)
     EphemerisStore.open(store_copy, verify=True)
