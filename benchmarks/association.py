@@ -96,12 +96,14 @@ def run_case(n_sources: int, n_objects: int, repeat: int, seed: int) -> dict[str
             "ssassoc_associateSources": lambda: task.associateSources(field.sources, field.objects, field.exposure),
             "ssassoc_greedy": lambda: greedy.associateSources(field.sources, field.objects, field.exposure),
             # What the worker uses: run() with the columns as arrays (no astropy Table built).
-            "ssassoc_run_columns": lambda: task.run(
-                field.exposure, field.sources, band="r", solarSystemObjectTable=field.objects
-            ).ssSourceColumns,
-            "ssassoc_run_arrays_in_and_out": lambda: task.run(
-                field.exposure, source_columns, band="r", solarSystemObjectTable=object_columns
-            ).ssSourceColumns,
+            "ssassoc_run_columns": lambda: (
+                task.run(field.exposure, field.sources, band="r", solarSystemObjectTable=field.objects).ssSourceColumns
+            ),
+            "ssassoc_run_arrays_in_and_out": lambda: (
+                task.run(
+                    field.exposure, source_columns, band="r", solarSystemObjectTable=object_columns
+                ).ssSourceColumns
+            ),
             "a_rubin_style_kdtree": lambda: rubin_style_match(field),
             "b_astropy_search_around_sky": lambda: astropy_search_around_sky(field),
         },
@@ -118,6 +120,32 @@ def run_case(n_sources: int, n_objects: int, repeat: int, seed: int) -> dict[str
         "ratio_vs_b": results["ssassoc_associateSources"]["median_ms"]
         / results["b_astropy_search_around_sky"]["median_ms"],
     }
+
+
+def batch_case(n_images: int, repeat: int, seed: int) -> dict[str, Any]:
+    """Per-image cost of run_batch against run() one by one, same images, same run."""
+    fields = [
+        synthetic_field(n_sources=500, n_objects=20, seed=seed + k, ra_deg=(10.0 + 2.0 * k) % 360.0)
+        for k in range(n_images)
+    ]
+    items = [
+        (
+            f.exposure,
+            {name: f.sources[name].to_numpy() for name in f.sources.columns},
+            {n: f.objects[n].to_numpy(dtype=object if n == "designation" else None) for n in f.objects.columns},
+        )
+        for f in fields
+    ]
+    task = SsSingleFrameAssociationTask()
+    timings = timed_round_robin(
+        {
+            "one_by_one": lambda: [task.run(e, s, solarSystemObjectTable=o) for e, s, o in items],
+            "run_batch": lambda: task.run_batch(items),
+        },
+        repeat,
+    )
+    per_image = {name: t["median_ms"] * 1e3 / n_images for name, t in timings.items()}
+    return {"n_images": n_images, "per_image_us": per_image, "ratio": per_image["run_batch"] / per_image["one_by_one"]}
 
 
 def main() -> None:
@@ -139,9 +167,14 @@ def main() -> None:
         for name, t in case["timings"].items():
             print(f"  {name:32s} median {t['median_ms']:8.3f} ms   p99 {t['p99_ms']:8.3f} ms")
         print(f"  ratio ssassoc / (a) = {case['ratio_vs_a']:.2f}   ssassoc / (b) = {case['ratio_vs_b']:.2f}")
+    batch = batch_case(50, max(args.repeat // 2, 5), args.seed)
+    print(f"\n{batch['n_images']} images of 500 sources x 20 objects, per image:")
+    for name, us in batch["per_image_us"].items():
+        print(f"  {name:32s} median {us:8.1f} us")
+    print(f"  ratio run_batch / one by one = {batch['ratio']:.2f}")
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump(cases, fh, indent=2)
+            json.dump({"cases": cases, "batch": batch}, fh, indent=2)
 
 
 if __name__ == "__main__":
