@@ -346,13 +346,13 @@ class Worker:
         """Events logged so far (a byte count: parsing the log here would steal the worker's CPU)."""
         return self.log_path.read_bytes().count(b'"event processed"')
 
-    def events(self) -> list[dict[str, Any]]:
+    def events(self, kind: str = "event processed") -> list[dict[str, Any]]:
         out = []
         for line in self.log_path.read_text().splitlines():
             if line.startswith("{"):
                 with contextlib.suppress(json.JSONDecodeError):
                     out.append(json.loads(line))
-        return [e for e in out if e.get("event") == "event processed"]
+        return [e for e in out if e.get("event") == kind]
 
     def wait_assigned(self, timeout_s: float = 60) -> None:
         deadline = time.monotonic() + timeout_s
@@ -417,10 +417,16 @@ def throughput(bootstrap: str, events: list[BenchEvent], store: Path, n: int, wo
     skip = len(stamps) // 20
     rate = (len(stamps) - skip - 1) / (stamps[-1] - stamps[skip]) if len(stamps) > skip + 1 else 0.0
     steady = logged[skip:]
+    summaries = worker.events("throughput")
+    wall_s = stamps[-1] - stamps[0] if len(stamps) > 1 else float("nan")
     out = {"run": name, "worker_args": list(extra), "events": len(logged), "events_per_s": round(rate, 1),
            "peak_rss_mb": round(worker.peak_rss / 2**20, 1), "exit_code": code,
            "stage_ms_p50": {k: round(pct([e[k] for e in steady], 50), 3) for k in STAGES},
            "stage_ms_mean": {k: round(statistics.mean(e[k] for e in steady), 3) for k in STAGES} if steady else {},
+           "checkpoints": sum(e.get("checkpoints", 0) for e in summaries),
+           "checkpoint_share_of_wall": round(sum(e.get("checkpoint_s", 0.0) for e in summaries) / wall_s, 4),
+           "outside_handle_us_per_event": round(1e6 / rate - 1e3 * statistics.mean(e["totalMs"] for e in steady), 1)
+           if steady and rate else None,
            "predicted_mean": round(statistics.mean(e["nPredicted"] for e in steady), 2) if steady else None,
            "associated_mean": round(statistics.mean(e["nAssociated"] for e in steady), 2) if steady else None}
     if profile is not None and profile.is_file():
@@ -547,6 +553,7 @@ def main() -> int:
     parser.add_argument("--no-latency", action="store_true", help="skip the latency run")
     parser.add_argument("--runs", default="visit,visit-nocache,isolated,visit-alo",
                         help="throughput runs, comma-separated, of: visit, visit-nocache, isolated, visit-alo")
+    parser.add_argument("--worker-args", default="", help="extra worker flags for every run (one string)")
     parser.add_argument("--profile", type=Path, help="py-spy the first throughput run; raw output in this dir")
     args = parser.parse_args()
 
@@ -591,6 +598,7 @@ def main() -> int:
         print("raw broker:", results["broker_raw_produce_consume_events_per_s"], "events/s", flush=True)
         for i, name in enumerate(args.runs.split(",")):
             events, extra = runs[name]
+            extra = (*extra, *args.worker_args.split())
             profile = args.profile / f"pyspy-{name}.txt" if args.profile is not None and i == 0 else None
             results[f"throughput_{name}"] = throughput(broker.bootstrap, events, store, args.events, workdir,
                                                        name, *extra, profile=profile)

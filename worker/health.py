@@ -18,6 +18,14 @@ from typing import Any
 
 __all__ = ["HealthServer", "HealthState"]
 
+_STAGE_COUNTER: dict[str, str] = {}
+
+
+def _stage_counter(stage: str) -> str:
+    """``decodeMs`` -> ``stage_decode_seconds_total`` (memoised: it runs per stage per event)."""
+    name = _STAGE_COUNTER[stage] = f"stage_{stage.removesuffix('Ms')}_seconds_total"
+    return name
+
 
 class HealthState:
     """Thread-safe counters and flags shared by the loop and the HTTP endpoint."""
@@ -50,6 +58,15 @@ class HealthState:
     def inc(self, name: str, value: float = 1.0) -> None:
         with self._lock:
             self.counters[name] += value
+
+    def add_event(self, ss_sources: int, stage_ms: dict[str, float]) -> None:
+        """Counters of one processed event under one lock (``stage_ms``: ``<stage>Ms`` -> ms)."""
+        counters = self.counters
+        with self._lock:
+            counters["events_total"] += 1
+            counters["ss_sources_total"] += ss_sources
+            for stage, ms in stage_ms.items():
+                counters[_STAGE_COUNTER.get(stage) or _stage_counter(stage)] += ms * 1e-3
 
     def inc_labelled(self, name: str, label: str, label_value: str, value: float = 1.0) -> None:
         with self._lock:

@@ -6,9 +6,27 @@ import logging
 import sys
 from typing import Any, Literal
 
+import orjson
 import structlog
 
 __all__ = ["configure_logging", "get_logger"]
+
+_ORJSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+
+def _orjson_fallback(value: Any) -> Any:
+    # Types orjson does not know (exceptions, paths, numpy scalars of odd kinds): their repr,
+    # as structlog's stdlib-json renderer does.
+    return repr(value)
+
+
+def _dumps(event: Any, **_: Any) -> bytes:
+    # The per-event log line is on the hot path: orjson renders it in ~1/3 of json.dumps' time.
+    return orjson.dumps(event, default=_orjson_fallback, option=_ORJSON_OPTIONS)
+
+
+def _dumps_text(event: Any, **_: Any) -> str:
+    return _dumps(event).decode()
 
 
 def configure_logging(
@@ -21,10 +39,18 @@ def configure_logging(
     if log_format is None:
         log_format = "console" if sys.stderr.isatty() else "json"
     renderer: Any
+    factory: Any
     if log_format == "json":
-        renderer = structlog.processors.JSONRenderer()
+        stream = getattr(sys.stderr, "buffer", None)
+        if stream is not None:  # orjson renders bytes: write them as they are, a flushed write per line
+            renderer = structlog.processors.JSONRenderer(serializer=_dumps)
+            factory = structlog.BytesLoggerFactory(file=stream)
+        else:  # a text-only stderr (some harnesses replace it)
+            renderer = structlog.processors.JSONRenderer(serializer=_dumps_text)
+            factory = structlog.PrintLoggerFactory(file=sys.stderr)
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        factory = structlog.PrintLoggerFactory(file=sys.stderr)
     numeric_level = logging.getLevelName(level)
     structlog.configure(
         processors=[
@@ -36,7 +62,7 @@ def configure_logging(
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=factory,
         cache_logger_on_first_use=False,
     )
     # Library loggers (astropy, the core's task timers) go to stderr at WARNING and above.

@@ -17,6 +17,7 @@ whose outputs were produced in the same window.
 
 from __future__ import annotations
 
+import gc
 import os
 import re
 import signal
@@ -24,7 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any
+from typing import Any, cast
 
 from confluent_kafka import (
     Consumer,
@@ -42,7 +43,6 @@ from .deadletter import (
     OutputMessage,
     classify,
     dead_letter_message,
-    kafka_headers,
     message_headers,
 )
 from .ephemeris import EphemerisProvider, open_provider, with_visit_cache
@@ -55,6 +55,7 @@ __all__ = ["StopFlag", "Worker", "build_worker", "consumer_config", "producer_co
 TASK_NAME = "ssSingleFrameAssociation"
 
 TP = tuple[str, int]
+_Headers = list[tuple[str, str | bytes | None]]  # what confluent_kafka's produce() is typed to take
 
 
 def consumer_config(settings: WorkerSettings, *, group_id: str | None = None) -> dict[str, Any]:
@@ -86,6 +87,9 @@ _CONSUMER_ONLY = re.compile(
 def producer_config(settings: WorkerSettings, *, transactional: bool) -> dict[str, Any]:
     conf = {k: v for k, v in settings.common_kafka().items() if not _CONSUMER_ONLY.match(k)}
     conf.setdefault("linger.ms", 2)
+    # Delivery reports only for failures, the only ones the checkpoint logic needs: a report
+    # per successful message is a Python callback per ssSource (~20 per event).
+    conf.setdefault("delivery.report.only.error", True)
     conf.setdefault("client.id", f"ssassoc-{settings.instance_id}")
     conf["enable.idempotence"] = True
     if transactional:
@@ -158,6 +162,8 @@ class Worker:
         self._producer: Producer | None = None
         self._summary_at = time.monotonic()
         self._summary_events = 0
+        self._summary_checkpoints = 0
+        self._summary_checkpoint_s = 0.0  # time spent committing: the loop processes nothing meanwhile
         self._abandon: set[TP] = set()
 
     # -- set-up ---------------------------------------------------------------------------
@@ -223,21 +229,24 @@ class Worker:
 
     # -- producing ------------------------------------------------------------------------
     def _delivery(self, err: KafkaError | None, msg: Message) -> None:
+        # The producer's one callback; with delivery.report.only.error it runs for failures only.
         if err is not None:
             self.window.failed_deliveries.append(f"{msg.topic()}: {err}")
 
-    def _produce(self, out: OutputMessage) -> None:
-        while True:
-            try:
-                self.producer.produce(
-                    out.topic, value=out.value, key=out.key, headers=kafka_headers(out.headers),
-                    on_delivery=self._delivery,
-                )
-                return
-            except BufferError:
-                # Local queue full (broker slow or down): serve callbacks and retry.
-                self.producer.poll(0.1)
-                self.health.beat()
+    def _produce_all(self, outputs: list[OutputMessage]) -> None:
+        produce = self.producer.produce
+        for out in outputs:
+            while True:
+                try:
+                    # No per-message callback: the producer-level on_delivery (see
+                    # producer_config) reports failures; headers are already (str, bytes) pairs.
+                    produce(out.topic, out.value, out.key, headers=cast(_Headers, out.headers))
+                    break
+                except BufferError:
+                    # Local queue full (broker slow or down): serve callbacks and retry.
+                    self.producer.poll(0.1)
+                    self.health.beat()
+        self.producer.poll(0)
 
     def _begin(self) -> None:
         if self.exactly_once and not self.window.in_transaction:
@@ -255,12 +264,16 @@ class Worker:
         offsets = [TopicPartition(t, p, o) for (t, p), o in sorted(window.next.items())]
         ok = self._commit_transaction(offsets, timeout_s) if self.exactly_once else \
             self._flush_and_commit(offsets, timeout_s)
+        duration_s = time.perf_counter() - started
+        self.health.inc("checkpoint_seconds_total", duration_s)
+        self._summary_checkpoints += 1
+        self._summary_checkpoint_s += duration_s
         if ok:
             self.health.inc("commits_total")
             self.log.debug(
                 "checkpoint", reason=reason, events=window.events,
                 offsets={f"{o.topic}/{o.partition}": o.offset for o in offsets},
-                duration_ms=round((time.perf_counter() - started) * 1e3, 3),
+                duration_ms=round(duration_s * 1e3, 3),
             )
             self.window = _Window()
         return ok
@@ -374,6 +387,7 @@ class Worker:
     def handle(self, raw: Message) -> bool:
         """Process one message; False if it was left unprocessed (to be read again)."""
         started = time.perf_counter()
+        kind, timestamp = raw.timestamp()
         message = InputMessage(
             topic=raw.topic() or "",
             partition=raw.partition() or 0,
@@ -381,10 +395,12 @@ class Worker:
             value=raw.value(),
             key=raw.key(),
             headers=message_headers(raw),
-            timestamp_ms=raw.timestamp()[1] if raw.timestamp()[0] else None,
+            timestamp_ms=timestamp if kind else None,
         )
         tp = (message.topic, message.partition)
-        log = self.log.bind(topic=message.topic, partition=message.partition, offset=message.offset)
+        # Where the event came from, on each of its log lines (passed as arguments: binding a
+        # logger per event costs a logger object and a dict copy).
+        where = {"topic": message.topic, "partition": message.partition, "offset": message.offset}
         result = None
         try:
             result = self._process_with_retry(message)
@@ -397,36 +413,33 @@ class Worker:
             error_class = classify(exc)
             outputs = [dead_letter_message(message, error_class, exc, self.settings.dead_letter_topic)]
             self.health.inc_labelled("dead_letters_total", "error_class", error_class)
-            level = log.error if error_class == "internal_error" else log.warning
-            level("event dead-lettered", error_class=error_class, error=str(exc),
+            level = self.log.error if error_class == "internal_error" else self.log.warning
+            level("event dead-lettered", **where, error_class=error_class, error=str(exc),
                   error_type=type(exc).__name__, exc_info=error_class == "internal_error")
         produce_start = time.perf_counter()
         self._begin()  # after processing: a rebalance while retrying may have ended the last one
-        for out in outputs:
-            self._produce(out)
-        self.producer.poll(0)
+        self._produce_all(outputs)
         done = time.perf_counter()
         self.window.add(tp, message.offset)
-        self.health.inc("events_total")
         self._summary_events += 1
-        if result is not None:
-            self.health.inc("ss_sources_total", result.counts["nAssociated"])
-            timings = dict(result.timings_ms)
-            timings["produceMs"] = (done - produce_start) * 1e3
-            timings["totalMs"] = (done - started) * 1e3
-            for stage, ms in timings.items():
-                self.health.inc(f"stage_{stage[:-2]}_seconds_total", ms / 1e3)
-            event = {
-                "task": TASK_NAME,
-                "visit": result.visit,
-                "detector": result.detector,
-                "band": result.band,
-                **result.counts,
-                **{k: round(v, 3) for k, v in timings.items()},
-            }
-            log.info("event processed", **event, taskMetadata=result.task_metadata)
-            if self.on_event is not None:
-                self.on_event(event)
+        if result is None:
+            self.health.inc("events_total")
+            return True
+        timings = result.timings_ms
+        timings["produceMs"] = (done - produce_start) * 1e3
+        timings["totalMs"] = (done - started) * 1e3
+        self.health.add_event(result.counts["nAssociated"], timings)
+        event = {
+            "task": TASK_NAME,
+            "visit": result.visit,
+            "detector": result.detector,
+            "band": result.band,
+            **result.counts,
+            **{k: round(v, 3) for k, v in timings.items()},
+        }
+        self.log.info("event processed", **where, **event, taskMetadata=result.task_metadata)
+        if self.on_event is not None:
+            self.on_event(event)
         return True
 
     # -- the loop -------------------------------------------------------------------------
@@ -449,9 +462,12 @@ class Worker:
             "throughput", events=self._summary_events,
             events_per_s=round(self._summary_events / elapsed, 2) if elapsed > 0 else 0.0,
             lag=lag, total_lag=total_lag, partitions=len(self.assigned),
+            checkpoints=self._summary_checkpoints, checkpoint_s=round(self._summary_checkpoint_s, 4),
         )
         self._summary_at = now
         self._summary_events = 0
+        self._summary_checkpoints = 0
+        self._summary_checkpoint_s = 0.0
 
     def _next_batch(self) -> list[Message]:
         """Wait for one message, then take what is already fetched (up to ``batch_size``).
@@ -482,7 +498,9 @@ class Worker:
         if not self._wait_for_topics():
             return 0
         self._consumer = Consumer(consumer_config(s))
-        self._producer = Producer(producer_config(s, transactional=self.exactly_once))
+        self._producer = Producer(
+            {**producer_config(s, transactional=self.exactly_once), "on_delivery": self._delivery}
+        )
         try:
             if self.exactly_once:
                 self._retry_kafka(lambda: self.producer.init_transactions(s.rebalance_timeout_s),
@@ -563,4 +581,7 @@ def build_worker(
     """Wire a worker from settings: the ephemeris provider, the processor, the loop."""
     processor = processor_from_settings(settings, provider)
     processor.warm_up()
+    # Everything allocated so far (modules, astropy, the store's maps) lives as long as the
+    # process: out of the collector's sight, full collections stop re-walking it (tens of ms each).
+    gc.freeze()
     return Worker(settings, processor, log or get_logger(), stop=stop)
