@@ -140,6 +140,15 @@ class WorkerSettings(BaseSettings):
     batch_size: int = Field(
         500, ge=1, le=100_000, description="Most messages taken from the consumer in one call."
     )
+    process_batch_size: int = Field(
+        32,
+        ge=1,
+        le=10_000,
+        description=(
+            "Most events associated in one call when several are already fetched (one association "
+            "over all of them is cheaper per event); 1 = one by one. Never waits to fill a batch."
+        ),
+    )
     commit_interval_s: float = Field(
         1.0, ge=0, le=600, description="Commit (checkpoint) at least this often [s]; 0 = every batch."
     )

@@ -17,7 +17,6 @@ whose outputs were produced in the same window.
 
 from __future__ import annotations
 
-import gc
 import os
 import re
 import signal
@@ -48,7 +47,7 @@ from .deadletter import (
 from .ephemeris import EphemerisProvider, open_provider, with_visit_cache
 from .health import HealthState
 from .logging import get_logger
-from .processing import EventLimits, EventProcessor, TransientFault
+from .processing import EventLimits, EventProcessor, EventResult, TransientFault
 
 __all__ = ["StopFlag", "Worker", "build_worker", "consumer_config", "producer_config"]
 
@@ -165,6 +164,10 @@ class Worker:
         self._summary_checkpoints = 0
         self._summary_checkpoint_s = 0.0  # time spent committing: the loop processes nothing meanwhile
         self._abandon: set[TP] = set()
+        # Several events per association call when the processor can and the settings allow.
+        self._process_batch: Callable[[list[InputMessage]], list[EventResult | Exception]] | None = (
+            getattr(processor, "process_batch", None) if settings.process_batch_size > 1 else None
+        )
 
     # -- set-up ---------------------------------------------------------------------------
     @property
@@ -246,7 +249,6 @@ class Worker:
                     # Local queue full (broker slow or down): serve callbacks and retry.
                     self.producer.poll(0.1)
                     self.health.beat()
-        self.producer.poll(0)
 
     def _begin(self) -> None:
         if self.exactly_once and not self.window.in_transaction:
@@ -384,11 +386,10 @@ class Worker:
                 return None  # not committed: processed again after restart / by the new owner
             delay = min(delay * 2, self.settings.retry_max_s)
 
-    def handle(self, raw: Message) -> bool:
-        """Process one message; False if it was left unprocessed (to be read again)."""
-        started = time.perf_counter()
+    @staticmethod
+    def _input(raw: Message) -> InputMessage:
         kind, timestamp = raw.timestamp()
-        message = InputMessage(
+        return InputMessage(
             topic=raw.topic() or "",
             partition=raw.partition() or 0,
             offset=raw.offset() or 0,
@@ -397,37 +398,46 @@ class Worker:
             headers=message_headers(raw),
             timestamp_ms=timestamp if kind else None,
         )
+
+    def handle(self, raw: Message, message: InputMessage | None = None) -> bool:
+        """Process one message; False if it was left unprocessed (to be read again)."""
+        started = time.perf_counter()
+        if message is None:
+            message = self._input(raw)
         tp = (message.topic, message.partition)
-        # Where the event came from, on each of its log lines (passed as arguments: binding a
-        # logger per event costs a logger object and a dict copy).
-        where = {"topic": message.topic, "partition": message.partition, "offset": message.offset}
-        result = None
         try:
             result = self._process_with_retry(message)
             if result is None:
                 self.consumer.seek(TopicPartition(message.topic, message.partition, message.offset))
                 self._abandon.add(tp)
                 return False
-            outputs = result.outputs
         except Exception as exc:  # any bad event becomes a dead letter, the stream goes on
             error_class = classify(exc)
-            outputs = [dead_letter_message(message, error_class, exc, self.settings.dead_letter_topic)]
             self.health.inc_labelled("dead_letters_total", "error_class", error_class)
             level = self.log.error if error_class == "internal_error" else self.log.warning
-            level("event dead-lettered", **where, error_class=error_class, error=str(exc),
+            level("event dead-lettered", topic=message.topic, partition=message.partition,
+                  offset=message.offset, error_class=error_class, error=str(exc),
                   error_type=type(exc).__name__, exc_info=error_class == "internal_error")
-        produce_start = time.perf_counter()
-        self._begin()  # after processing: a rebalance while retrying may have ended the last one
-        self._produce_all(outputs)
-        done = time.perf_counter()
-        self.window.add(tp, message.offset)
-        self._summary_events += 1
-        if result is None:
+            self._begin()
+            self._produce_all([dead_letter_message(message, error_class, exc, self.settings.dead_letter_topic)])
+            self.window.add(tp, message.offset)
+            self._summary_events += 1
             self.health.inc("events_total")
             return True
+        self._finish(message, result, (time.perf_counter() - started) * 1e3)
+        return True
+
+    def _finish(self, message: InputMessage, result: EventResult, processing_ms: float) -> None:
+        """Produce a processed event's outputs, add it to the window, log its task metadata."""
+        produce_start = time.perf_counter()
+        self._begin()  # after processing: a rebalance while retrying may have ended the last one
+        self._produce_all(result.outputs)
+        produce_ms = (time.perf_counter() - produce_start) * 1e3
+        self.window.add((message.topic, message.partition), message.offset)
+        self._summary_events += 1
         timings = result.timings_ms
-        timings["produceMs"] = (done - produce_start) * 1e3
-        timings["totalMs"] = (done - started) * 1e3
+        timings["produceMs"] = produce_ms
+        timings["totalMs"] = processing_ms + produce_ms
         self.health.add_event(result.counts["nAssociated"], timings)
         event = {
             "task": TASK_NAME,
@@ -437,10 +447,43 @@ class Worker:
             **result.counts,
             **{k: round(v, 3) for k, v in timings.items()},
         }
-        self.log.info("event processed", **where, **event, taskMetadata=result.task_metadata)
+        # Where the event came from as arguments: binding a logger per event costs a logger
+        # object and a dict copy.
+        self.log.info("event processed", topic=message.topic, partition=message.partition,
+                      offset=message.offset, **event, taskMetadata=result.task_metadata)
         if self.on_event is not None:
             self.on_event(event)
-        return True
+
+    def handle_batch(self, raws: list[Message]) -> None:
+        """Process messages together (one association for all, :meth:`EventProcessor.process_batch`),
+        then finish them in order; an event the batch could not process goes alone through
+        :meth:`handle` (retries, dead letters). Events of a partition abandoned or revoked
+        meanwhile are dropped: their offsets come again."""
+        if len(raws) == 1 or self._process_batch is None:
+            for raw in raws:
+                if self._still_ours(raw):
+                    self.handle(raw)
+            return
+        started = time.perf_counter()
+        messages = [self._input(raw) for raw in raws]
+        try:
+            outcomes: list[EventResult | Exception] = self._process_batch(messages)
+        except Exception as exc:  # the batch as a whole failed (a bug): each event alone, to its fate
+            self.log.warning("batch processing failed; processing its events one by one",
+                             error=str(exc), error_type=type(exc).__name__, events=len(messages))
+            outcomes = [exc] * len(messages)
+        share_ms = (time.perf_counter() - started) * 1e3 / len(messages)  # each event's part of the batch
+        for raw, message, outcome in zip(raws, messages, outcomes, strict=True):
+            if not self._still_ours(raw):
+                continue
+            if isinstance(outcome, Exception):
+                self.handle(raw, message)
+            else:
+                self._finish(message, outcome, share_ms)
+
+    def _still_ours(self, raw: Message) -> bool:
+        tp = (raw.topic() or "", raw.partition() or 0)
+        return tp not in self._abandon and tp in self.assigned
 
     # -- the loop -------------------------------------------------------------------------
     def _summary(self) -> None:
@@ -513,19 +556,23 @@ class Worker:
                 self.health.beat()
                 messages = self._next_batch()
                 self._abandon.clear()
-                for raw in messages:
-                    if self.stop.requested:
-                        break  # not processed, not committed: read again after restart
+                chunk: list[Message] = []
+                for i, raw in enumerate(messages):
                     error = raw.error()
                     if error is not None:
                         self._consumer_error(error)
+                    elif self._still_ours(raw):  # else rewound or revoked: these offsets come again
+                        chunk.append(raw)
+                    if len(chunk) < s.process_batch_size and i + 1 < len(messages):
                         continue
-                    tp = (raw.topic() or "", raw.partition() or 0)
-                    if tp in self._abandon or tp not in self.assigned:
-                        continue  # rewound or revoked: these offsets come again
-                    self.handle(raw)
+                    if self.stop.requested:
+                        break  # not processed, not committed: read again after restart
+                    if chunk:
+                        self.handle_batch(chunk)
+                        chunk = []
                     if self._due():
                         self.checkpoint(reason="interval")
+                self.producer.poll(0)  # serve delivery reports (failures only)
                 if self._due() or (s.commit_interval_s == 0 and self.window.events):
                     self.checkpoint(reason="interval")
                 if time.monotonic() - self._summary_at >= s.summary_interval_s:
@@ -580,8 +627,5 @@ def build_worker(
 ) -> Worker:
     """Wire a worker from settings: the ephemeris provider, the processor, the loop."""
     processor = processor_from_settings(settings, provider)
-    processor.warm_up()
-    # Everything allocated so far (modules, astropy, the store's maps) lives as long as the
-    # process: out of the collector's sight, full collections stop re-walking it (tens of ms each).
-    gc.freeze()
+    processor.warm_up()  # also takes the start-up heap out of the garbage collector's scans
     return Worker(settings, processor, log or get_logger(), stop=stop)
