@@ -184,6 +184,82 @@ def run_mpsky(n: int, queries: int, seed: int) -> dict | None:
         return json.loads(out.read_text())
 
 
+# -- cold start ---------------------------------------------------------------------------
+def evict(store_dir: Path, drop_caches: bool) -> int:
+    """Drop the store's files from the page cache; return the bytes still resident.
+
+    Default: ``posix_fadvise(POSIX_FADV_DONTNEED)`` on every file (only this store, so the
+    other jobs on the machine keep their caches); ``drop_caches``: ``sync; echo 3 >
+    /proc/sys/vm/drop_caches`` (root; the whole machine)."""
+    if drop_caches:
+        os.sync()
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+    for f in store_dir.iterdir():
+        fd = os.open(f, os.O_RDONLY)
+        try:
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+    try:  # util-linux fincore: resident bytes per file (checks that the eviction worked)
+        out = subprocess.run(["fincore", "--bytes", "--noheadings", "--output", "RES",
+                              *map(str, store_dir.iterdir())], capture_output=True, text=True, check=True)  # fmt: skip
+        return sum(int(x) for x in out.stdout.split())
+    except (OSError, subprocess.CalledProcessError, ValueError):
+        return -1
+
+
+def cold_child(store_dir: Path, seed: int, prefetch: bool) -> dict:
+    """Fresh process, store evicted: open time and first query (r = 0.4 deg within 30 deg
+    of opposition, near the ecliptic, at a random time) with its major page faults."""
+    import resource
+
+    import pandas as pd  # noqa: F401 - import cost is not open cost
+
+    from ssassoc.core.ephemeris.store import EphemerisStore
+
+    rng = np.random.default_rng(seed)
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    t0 = time.perf_counter()
+    store = EphemerisStore.open(store_dir, prefetch=prefetch)
+    t1 = time.perf_counter()
+    t = float(rng.uniform(store.start_mjd_tai, store.end_mjd_tai))
+    obs, _ = store.observer_state(t)
+    lon_opp = math.degrees(math.atan2(obs[1] * math.cos(OBLIQ) + obs[2] * math.sin(OBLIQ), obs[0]))
+    ra, dec = ecl_to_eq(np.array([lon_opp + rng.uniform(-30, 30)]), np.array([rng.uniform(-5, 5)]))
+    t2 = time.perf_counter()
+    df = store.query(t, float(ra[0]), float(dec[0]), 0.4)
+    t3 = time.perf_counter()
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    t4 = time.perf_counter()
+    store.query(t, float(ra[0]) + 0.3, float(dec[0]), 0.4)
+    t5 = time.perf_counter()
+    return dict(open_ms=(t1 - t0) * 1e3, first_query_ms=(t3 - t2) * 1e3, n=len(df),
+                major_faults=r1.ru_majflt - r0.ru_majflt, second_query_ms=(t5 - t4) * 1e3)  # fmt: skip
+
+
+def cold(store_dir: Path, reps: int, drop_caches: bool, prefetch: bool) -> dict:
+    runs = []
+    for i in range(reps):
+        resident = evict(store_dir, drop_caches)
+        cmd = [sys.executable, __file__, "--cold-child", str(store_dir), "--seed", str(i)]
+        proc = subprocess.run(cmd + (["--prefetch"] if prefetch else []), capture_output=True, text=True, check=True)
+        run = json.loads(proc.stdout.strip().splitlines()[-1])
+        run["resident_bytes_before"] = resident
+        runs.append(run)
+        print(f"#   cold {i}: resident before {resident} B, open {run['open_ms']:.2f} ms, first query "
+              f"{run['first_query_ms']:.2f} ms ({run['n']} objects, {run['major_faults']} major faults), "
+              f"second {run['second_query_ms']:.2f} ms", flush=True)  # fmt: skip
+    first = np.array([r["first_query_ms"] for r in runs])
+    opens = np.array([r["open_ms"] for r in runs])
+    res = dict(runs=runs, eviction="drop_caches" if drop_caches else "posix_fadvise DONTNEED", prefetch=prefetch,
+               first_query_median_ms=float(np.median(first)), first_query_max_ms=float(first.max()),
+               open_median_ms=float(np.median(opens)), open_max_ms=float(opens.max()))  # fmt: skip
+    print(f"# cold ({res['eviction']}, prefetch={prefetch}, {reps} runs): first query median "
+          f"{res['first_query_median_ms']:.2f} ms, max {res['first_query_max_ms']:.2f} ms; open median "
+          f"{res['open_median_ms']:.2f} ms, max {res['open_max_ms']:.2f} ms", flush=True)  # fmt: skip
+    return res
+
+
 # -- interleaved comparison ---------------------------------------------------------------
 def mpsky_server(n: int, seed: int) -> int:
     """Child under ``.venv-mpsky``: build mpSky's cache exactly as the anchor script does
@@ -299,10 +375,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--block", type=int, default=10, help="queries per interleaved block")
     ap.add_argument("--measure", type=Path, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--mpsky-server", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--cold", type=int, default=0, metavar="K",
+                    help="only the cold-start mode: K fresh processes, each after evicting the store "
+                         "from the page cache (posix_fadvise DONTNEED per file)")  # fmt: skip
+    ap.add_argument("--drop-caches", action="store_true",
+                    help="evict with `sync; echo 3 > /proc/sys/vm/drop_caches` instead (root, whole machine)")
+    ap.add_argument("--prefetch", action="store_true", help="cold mode: open with prefetch=True")
+    ap.add_argument("--cold-child", type=Path, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     radii = [float(r) for r in args.radii.split(",")]
     if args.mpsky_server:
         return mpsky_server(args.n, args.seed)
+    if args.cold_child is not None:
+        print(json.dumps(cold_child(args.cold_child, args.seed, args.prefetch)), flush=True)
+        return 0
 
     if args.measure is not None:  # child: measure only, print JSON
         print(json.dumps(measure(args.measure, args.queries, args.seed, radii, args.brute)), flush=True)
@@ -316,6 +402,11 @@ def main(argv: list[str] | None = None) -> int:
         res["build"] = None
     else:
         res["build"] = build(args, store_dir)
+    if args.cold:
+        res["cold"] = cold(store_dir, args.cold, args.drop_caches, args.prefetch)
+        if args.json:
+            args.json.write_text(json.dumps(res, indent=1))
+        return 0
     if args.interleave:
         res["interleaved"] = interleaved(store_dir, args.n, args.queries, args.seed, radii, args.block)
         if args.json:

@@ -304,3 +304,23 @@ def test_mixed_segment_levels_over_two_days(tmp_path_factory: pytest.TempPathFac
         np.testing.assert_allclose(np.sort(helio[:, 0]), np.sort(df["helio_x"].to_numpy()), rtol=0, atol=1e-12)
         small = store.query_columns(t, float(df["ephRa"].iloc[5]), float(df["ephDec"].iloc[5]), 0.01)
         assert df["ssObjectId"].iloc[5] in small["ssObjectId"]
+
+
+def test_prefetch_and_cold_hints_do_not_change_results() -> None:
+    """open(prefetch=True) reads the store ahead in a thread started by the first query;
+    the first queries' page hints and warm() leave every result as it was."""
+    import threading
+
+    t = START_MJD_TAI + 0.55
+    plain = open_store()
+    plain._cold_queries = 0  # no page hints
+    store = EphemerisStore.open(cached_store(), prefetch=True)
+    assert store._prefetch_files and store._cold_queries > 0
+    for ra, dec, r in ((10.0, 5.0, 20.0), (200.0, -40.0, 30.0), (0.0, 0.0, 60.0)):
+        pd.testing.assert_frame_equal(store.query(t, ra, dec, r), plain.query(t, ra, dec, r))
+    assert not store._prefetch_files  # handed to the thread after the first query
+    for th in threading.enumerate():
+        if th.name == "ephemeris-prefetch":
+            th.join(timeout=30)
+    assert store.warm() >= 0.0 and store._cold_queries == 0
+    pd.testing.assert_frame_equal(store.query(t, 1.0, 2.0, 40.0), plain.query(t, 1.0, 2.0, 40.0))
