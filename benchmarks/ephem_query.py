@@ -16,6 +16,14 @@
 3. Runs mpSky's own build + query (``/work/shared/bench/mpsky_anchor.py`` in ``.venv-mpsky``)
    on a catalogue of the same size and prints both with ratios (ours / mpSky; < 1 = faster).
 
+4. Cold start (``--cold K`` alone, or 5 runs in a full run): K fresh processes, each after
+   evicting the store from the page cache (``posix_fadvise(DONTNEED)`` per file, checked
+   with ``fincore``; ``--drop-caches`` for the whole machine): open time and first query.
+5. Interleaved (``--interleave`` alone, or after a full run): ssassoc ``query`` and
+   ``query_columns`` and mpSky's ``query`` (in a ``.venv-mpsky`` child that builds its cache
+   with the anchor's own functions) on the same pointings, alternating blocks of
+   ``--block`` queries, so load from other jobs on the machine hits both alike.
+
 mpSky returns polynomial coefficients only; ours returns the complete evaluated
 ``solarSystemObjectTable`` (positions, rates, states, magnitudes) for objects in the cone.
 """
@@ -424,6 +432,9 @@ def main(argv: list[str] | None = None) -> int:
     res["ssassoc"] = ours
     mp = None if args.no_mpsky else run_mpsky(args.n, args.queries, args.seed)
     res["mpsky"] = mp
+    res["cold"] = cold(store_dir, 5, args.drop_caches, prefetch=False)
+    if not args.no_mpsky and MPSKY_PY.exists():
+        res["interleaved"] = interleaved(store_dir, args.n, args.queries, args.seed, radii, args.block)
 
     print(f"\nN = {args.n:,}, {args.queries} queries per cell; latency median / p99 in ms; "
           "ratio = ssassoc / mpSky (< 1: ssassoc faster)")
@@ -458,6 +469,16 @@ def main(argv: list[str] | None = None) -> int:
               f"{b['seconds']:.1f} s for {b['n']:,} objects = {b['objects_per_s']:.0f} obj/s, "
               f"store {b['size_mib']:.0f} MiB, "
               f"worst fit {b['worst_fit_error_mas']:.4f} mas, objects per level {b['objects_per_level']}")
+    c = res["cold"]
+    print(f"cold (store evicted by {c['eviction']}, fresh process, r = 0.4 deg near opposition): open median "
+          f"{c['open_median_ms']:.2f} ms, first query median {c['first_query_median_ms']:.2f} ms, max "
+          f"{c['first_query_max_ms']:.2f} ms over {len(c['runs'])} runs")  # fmt: skip
+    for key, st in res.get("interleaved", {}).items():
+        q, cc, m = st["query"], st["query_columns"], st["mpsky"]
+        print(f"interleaved {key}: query {q['median_ms']:.3f}/{q['p99_ms']:.3f}, query_columns "
+              f"{cc['median_ms']:.3f}/{cc['p99_ms']:.3f}, mpSky {m['median_ms']:.3f}/{m['p99_ms']:.3f} ms; "
+              f"ratio median query {q['median_ms'] / m['median_ms']:.2f}, columns "
+              f"{cc['median_ms'] / m['median_ms']:.2f}")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(res, indent=1))
     return 0

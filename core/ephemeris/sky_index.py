@@ -65,8 +65,10 @@ def cone_cells(ra_deg: float, dec_deg: float, radius_deg: float, nside: int) -> 
     clips is missed (e.g. nside 256, cone of 0.07 deg at (180.962, 44.295) deg: astropy
     gives cell 174839 only, the cone also overlaps 174838), and it is 3-10x slower.
     """
-    nside = _check_nside(nside)
-    depth = nside.bit_length() - 1
+    return _cone_cells_depth(ra_deg, dec_deg, radius_deg, _check_nside(nside).bit_length() - 1)
+
+
+def _cone_cells_depth(ra_deg: float, dec_deg: float, radius_deg: float, depth: int) -> IntArray:
     ra, dec, r = math.radians(ra_deg), math.radians(dec_deg), math.radians(radius_deg)
     if _cds_cone is not None:
         cells = _cds_cone(np.uint8(depth), np.uint8(2), np.float64(ra), np.float64(dec), np.float64(r), True)[0]
@@ -166,7 +168,7 @@ class SkyIndex:
         b = self.time_bin(dt_days)
         search_deg = radius_deg + self.pad_deg
         nside_q = self.query_nside(search_deg)
-        cells = cone_cells(ra_deg, dec_deg, search_deg, nside_q)
+        cells = _cone_cells_depth(ra_deg, dec_deg, search_deg, nside_q.bit_length() - 1)
         shift = 2 * (self.nside.bit_length() - nside_q.bit_length())
         # each (coarse) cell is one contiguous key range [lo, lo + 2**shift) (NESTED order)
         lo = (cells << shift) + b * self.npix if shift else cells + b * self.npix

@@ -477,7 +477,7 @@ class EphemerisStore:
         length = g.span_days / g.n_observer_segments
         k = min(max(int(dt // length), 0), g.n_observer_segments - 1)
         td = _basis_td(2.0 * (dt - k * length) / length - 1.0, g.observer_degree, 2.0 / length)
-        obs = np.ascontiguousarray((self._observer_coeffs[k] @ td.T).T).reshape(6, 1)  # AU, AU/day
+        obs = (td @ self._observer_coeffs[k].T).reshape(6, 1)  # AU, AU/day
         obs_km_s = obs[3:] * AU_PER_DAY_TO_KM_S
         levels = self._present_levels or [0]
         bases, row_add = [], []
