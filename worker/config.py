@@ -114,8 +114,9 @@ class WorkerSettings(BaseSettings):
         description=(
             "Visit cache of the ephemeris store [deg]: the detectors of a visit share their midpoint "
             "time, so from the second detector on the store is queried once over the detector's cone "
-            "widened by this much and the visit's detectors are answered from that (same results). "
-            "Default: Rubin's focal-plane diameter; 0 = off (one store query per detector)."
+            "widened by this much and the visit's detectors are answered from that (the objects a "
+            "per-detector query returns). Default: Rubin's focal-plane diameter (2 x 2.05 deg); "
+            "0 = off (one store query per detector)."
         ),
     )
     ephemeris_visit_cache_entries: int = Field(
