@@ -146,3 +146,52 @@ def test_cartesian_cometary_roundtrip_on_real_orbits() -> None:
     np.testing.assert_allclose(el["q_au"], sbdb["q"], rtol=1e-10)
     np.testing.assert_allclose(el["e"], sbdb["e"], atol=1e-10)
     np.testing.assert_allclose(el["inc_deg"], sbdb["i"], atol=1e-8)
+
+
+def centaur_tno_vector_residuals() -> pd.DataFrame:
+    """Set C: JPL Horizons geometric state vectors of a Centaur (2060 Chiron, heliocentric
+    ecliptic J2000) and a TNO (15760 Albion = 1992 QB1, barycentric ICRS): N-body from the
+    "start" state, compared with the "check" positions 1-3 years before and after it.
+
+    Errors are in km and as an upper bound of the angle seen from the Earth,
+    |dr| / (r_helio - 1.02 AU) (geometric: the comparison involves no observer)."""
+    table = pd.read_csv(DATA / "horizons_centaur_tno_vectors.csv")
+    out = []
+    for case, rows in table.groupby("case"):
+        start = rows[rows["role"] == "start"].iloc[0]
+        checks = rows[rows["role"] == "check"]
+        ecl = start["frame"] == "ecliptic_j2000"
+
+        def icrs(v: np.ndarray, ecl: bool = ecl) -> np.ndarray:
+            return np.asarray(ecliptic_to_equatorial(v) if ecl else v)
+
+        bary = start["center"] == "ssb"
+        orbit = OrbitTable.from_states(
+            [start["targetname"]],
+            [start["jd_tdb"] - 2400000.5],
+            icrs(start[["x", "y", "z"]].to_numpy(float)[None, :]),
+            icrs(start[["vx", "vy", "vz"]].to_numpy(float)[None, :]),
+            barycentric=bary,
+        )
+        pos, _ = nbody.propagate_states(orbit, checks["jd_tdb"].to_numpy() - 2400000.5, origin="ssb" if bary else "sun")
+        ref = icrs(checks[["x", "y", "z"]].to_numpy(float))
+        err_km = np.linalg.norm(pos[0] - ref, axis=1) * 149_597_870.7
+        r_au = np.linalg.norm(ref, axis=1)
+        arcsec = err_km / ((r_au - 1.02) * 149_597_870.7) * 206_264.806
+        span_yr = (checks["jd_tdb"].to_numpy() - start["jd_tdb"]) / 365.25
+        cls = "TNO" if r_au.min() > 30.1 else "Centaur"
+        out += [(case, cls, s, e, a) for s, e, a in zip(span_yr, err_km, arcsec, strict=True)]
+    return pd.DataFrame(out, columns=["case", "cls", "span_yr", "err_km", "arcsec"])
+
+
+def test_centaur_and_tno_one_to_three_years_from_horizons_states() -> None:
+    res = centaur_tno_vector_residuals()
+    assert {"Centaur", "TNO"} <= set(res["cls"])
+    for cls in ("Centaur", "TNO"):
+        sub = res[res["cls"] == cls]
+        spans = sub["span_yr"].abs()
+        assert spans.min() < 1.1 and spans.max() > 2.7  # 1-3 years, both directions
+        assert (sub["span_yr"] > 0).any() and (sub["span_yr"] < 0).any()
+        # measured: <= 1.7 km, <= 0.0002 arcsec; targets 0.1 (p95) and 0.5 (max) arcsec
+        assert np.percentile(sub["arcsec"], 95) < 0.1 and sub["arcsec"].max() < 0.5, sub
+        assert sub["err_km"].max() < 100.0, sub
