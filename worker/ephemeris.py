@@ -157,6 +157,62 @@ class TableEphemerisProvider:
 # -- the visit cache -------------------------------------------------------------------------
 
 
+_GRID_MIN_OBJECTS = 512  # below this, testing every object is as cheap as finding cells
+_GRID_MAX_RADIUS_DEG = 60.0  # the tangent plane stretches too much beyond
+_GRID_CELL_DEG = 0.2  # about a detector's cone radius: a detector reaches 2-3 cells a side
+_GRID_MAX_CELLS = 64  # a side
+
+
+class _TangentGrid:
+    """The objects of a cone binned on a grid in the tangent plane at its centre (gnomonic
+    projection), for a cone inside it to find its candidates among a few cells.
+
+    Complete by construction: along the arc from a detector's centre to any object within
+    its radius r, the projection stretches lengths by at most sec^2(R) (R: this cone's
+    radius), so every such object lies within r sec^2(R) of the projected centre."""
+
+    __slots__ = ("cell", "east", "half", "n", "north", "offsets", "order", "stretch", "w")
+
+    def __init__(self, centre: np.ndarray, radius_deg: float, unit: np.ndarray) -> None:
+        axis = np.array([0.0, 0.0, 1.0]) if abs(centre[2]) < 0.9 else np.array([1.0, 0.0, 0.0])
+        east = np.cross(axis, centre)
+        self.east = east / np.linalg.norm(east)
+        self.north = np.cross(centre, self.east)
+        self.w = centre
+        self.half = math.tan(math.radians(radius_deg))  # the cone's extent in the plane
+        self.cell = max(math.tan(math.radians(_GRID_CELL_DEG)), 2 * self.half / _GRID_MAX_CELLS)
+        self.n = int(2 * self.half / self.cell) + 1
+        self.stretch = 1.0 / math.cos(math.radians(radius_deg)) ** 2 * (1 + 1e-9)
+        depth = centre @ unit  # > 0: every object is within 60 deg of the centre
+        ix = self._cell_index(self.east @ unit / depth)
+        iy = self._cell_index(self.north @ unit / depth)
+        key = iy * self.n + ix
+        self.order = np.argsort(key, kind="stable")
+        self.offsets = np.searchsorted(key[self.order], np.arange(self.n * self.n + 1)).tolist()
+
+    def _cell_index(self, coordinate: np.ndarray) -> np.ndarray:
+        return np.clip(np.floor((coordinate + self.half) / self.cell), 0, self.n - 1).astype(np.int64)
+
+    def _cell(self, coordinate: float) -> int:
+        return min(max(math.floor((coordinate + self.half) / self.cell), 0), self.n - 1)
+
+    def candidates(self, centre: np.ndarray, radius_deg: float) -> np.ndarray:
+        """Rows (ascending, i.e. store order) of the objects in the cells the cone reaches."""
+        cx, cy, cz = centre.tolist()
+        ex, ey, ez = self.east.tolist()
+        nx, ny, nz = self.north.tolist()
+        wx, wy, wz = self.w.tolist()
+        depth = cx * wx + cy * wy + cz * wz
+        x = (cx * ex + cy * ey + cz * ez) / depth
+        y = (cx * nx + cy * ny + cz * nz) / depth
+        reach = math.radians(radius_deg) * self.stretch + 1e-12
+        x0, x1 = self._cell(x - reach), self._cell(x + reach)
+        offsets, n = self.offsets, self.n
+        slices = [self.order[offsets[row * n + x0] : offsets[row * n + x1 + 1]]
+                  for row in range(self._cell(y - reach), self._cell(y + reach) + 1)]  # fmt: skip
+        return np.sort(np.concatenate(slices) if len(slices) > 1 else slices[0])  # a copy: order stays
+
+
 class _VisitCone:
     """The evaluated objects of one store query (one visit's wide cone at one time)."""
 
@@ -165,6 +221,7 @@ class _VisitCone:
         "designation",
         "float_names",
         "floats",
+        "grid",
         "ids",
         "mjd_tai",
         "radius_deg",
@@ -190,6 +247,8 @@ class _VisitCone:
         # vectors of ephRa/ephDec): the same inputs give the same decisions.
         self.topo = np.ascontiguousarray(np.stack((columns["topo_x"], columns["topo_y"], columns["topo_z"])))
         self.rho = np.sqrt(np.einsum("cn,cn->n", self.topo, self.topo))
+        self.grid = _TangentGrid(self.centre, radius_deg, self.topo / self.rho) if (
+            self.ids.size >= _GRID_MIN_OBJECTS and radius_deg <= _GRID_MAX_RADIUS_DEG) else None
 
     def covers(self, centre: np.ndarray, radius_deg: float) -> bool:
         """True if the cone (``centre``, ``radius_deg``) lies inside this one."""
@@ -202,7 +261,12 @@ class _VisitCone:
 
     def select(self, centre: np.ndarray, radius_deg: float) -> dict[str, np.ndarray]:
         """The objects in a cone inside this one, as the store itself would return them."""
-        idx = np.flatnonzero(centre @ self.topo >= math.cos(math.radians(radius_deg)) * self.rho)
+        cos_radius = math.cos(math.radians(radius_deg))
+        if self.grid is None:
+            idx = np.flatnonzero(centre @ self.topo >= cos_radius * self.rho)
+        else:  # the exact test on the objects of the cells the cone can reach
+            cand = self.grid.candidates(centre, radius_deg)
+            idx = cand[centre @ self.topo[:, cand] >= cos_radius * self.rho[cand]]
         floats = self.floats[:, idx]
         out = {"ssObjectId": self.ids[idx], "designation": self.designation[idx]}
         out.update(zip(self.float_names, floats, strict=True))

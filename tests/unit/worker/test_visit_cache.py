@@ -103,6 +103,19 @@ def test_results_are_not_empty_and_frames_match(store):
         total += len(frame)
     assert total > 100  # the comparisons were about real objects
     assert cache.hits == 187
+    assert cache._cones[0].grid is not None  # and went through the tangent grid
+
+
+@pytest.mark.parametrize(("ra", "dec"), [(0.1, 0.0), (359.9, 20.0), (123.0, -89.9), (77.0, 90.0), (200.0, 45.0)])
+def test_the_tangent_grid_finds_every_object(store, monkeypatch, ra, dec):
+    # Rubin's geometry with the grid forced on (a 20,000-object store is too sparse for it).
+    monkeypatch.setattr("ssassoc.worker.ephemeris._GRID_MIN_OBJECTS", 0)
+    cache = VisitCacheProvider(store, radius_deg=DEFAULT_VISIT_CACHE_RADIUS_DEG)
+    for k, exposure in enumerate(rubin_like_focal_plane().exposures(ra, dec, 33.0, T0 + 0.25, visit=3)):
+        assert_same_columns(cache.query_exposure_columns(exposure), store.query_exposure_columns(exposure))
+        if k == 1:
+            assert cache._cones[0].grid is not None
+    assert cache.hits == 187
 
 
 def test_a_detector_outside_the_cached_cone_gets_a_fresh_query(store):
