@@ -433,8 +433,13 @@ def main(argv: list[str] | None = None) -> int:
     mp = None if args.no_mpsky else run_mpsky(args.n, args.queries, args.seed)
     res["mpsky"] = mp
     res["cold"] = cold(store_dir, 5, args.drop_caches, prefetch=False)
-    if not args.no_mpsky and MPSKY_PY.exists():
-        res["interleaved"] = interleaved(store_dir, args.n, args.queries, args.seed, radii, args.block)
+    if not args.no_mpsky and MPSKY_PY.exists():  # in a fresh process, like the measurement above
+        with tempfile.TemporaryDirectory() as td:
+            out_json = Path(td) / "interleaved.json"
+            subprocess.run([sys.executable, __file__, "--interleave", "--store", str(store_dir), "--n", str(args.n),
+                            "--queries", str(args.queries), "--seed", str(args.seed), "--radii", args.radii,
+                            "--block", str(args.block), "--json", str(out_json)], check=True)  # fmt: skip
+            res["interleaved"] = json.loads(out_json.read_text())["interleaved"]
 
     print(f"\nN = {args.n:,}, {args.queries} queries per cell; latency median / p99 in ms; "
           "ratio = ssassoc / mpSky (< 1: ssassoc faster)")

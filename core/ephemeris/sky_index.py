@@ -172,16 +172,16 @@ class SkyIndex:
         shift = 2 * (self.nside.bit_length() - nside_q.bit_length())
         # each (coarse) cell is one contiguous key range [lo, lo + 2**shift) (NESTED order)
         lo = (cells << shift) + b * self.npix if shift else cells + b * self.npix
-        start = self.offsets[lo]
-        stop = self.offsets[lo + (1 << shift)]
         if lo.size <= _LOOP_RANGES:
             # few ranges (small cones): slicing each beats the vectorised form's 5 numpy calls
-            parts = [self.objects[i:j] for i, j in zip(start.tolist(), stop.tolist(), strict=True) if j > i]
+            bounds = self.offsets[lo[:, None] + (0, 1 << shift)].tolist()  # [[start, stop], ...]
+            parts = [self.objects[i:j] for i, j in bounds if j > i]
             if not parts:
                 return np.empty(0, np.int64)
             found = np.concatenate(parts) if len(parts) > 1 else parts[0]
         else:
-            n = stop - start
+            start = self.offsets[lo]
+            n = self.offsets[lo + (1 << shift)] - start
             ends = np.cumsum(n)
             total = int(ends[-1])
             if total == 0:
