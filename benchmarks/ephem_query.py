@@ -151,6 +151,15 @@ def measure(store_dir: Path, queries: int, seed: int, radii: list[float], brute:
                 print(f"#   ssassoc {phase:11s} {name} r={r}: median {s['median_ms']:.3f} ms "
                       f"p99 {s['p99_ms']:.3f} ms returned {s['mean_returned']:.1f} "
                       f"candidates {s['mean_candidates']:.1f}", flush=True)  # fmt: skip
+                if phase == "warm":  # the same queries as numpy columns (no DataFrame)
+                    for j in range(queries):
+                        t1 = time.perf_counter()
+                        store.query_columns(float(times[j]), float(ras[j]), float(decs[j]), r)
+                        lat[j] = time.perf_counter() - t1
+                    ms = lat * 1e3
+                    stats[key + "/columns"] = dict(median_ms=float(np.median(ms)), p99_ms=float(np.percentile(ms, 99)))
+                    print(f"#   ssassoc warm columns {name} r={r}: median {np.median(ms):.3f} ms "
+                          f"p99 {np.percentile(ms, 99):.3f} ms", flush=True)  # fmt: skip
     res["queries_stats"] = stats
     # completeness: indexed query vs evaluating every object
     miss = tot = 0
@@ -446,18 +455,22 @@ def main(argv: list[str] | None = None) -> int:
     print("ssassoc warm = every store page mapped (steady state; mpSky's cache is always in RAM); "
           "first touch = fresh process, pages mapped as queries reach them")
     print(f"{'pointings':10s} {'radius':>6s} | {'ssassoc warm':>17s} {'objects':>8s} | {'first touch':>17s} | "
-          f"{'mpSky':>17s} {'objects':>8s} | {'ratio med':>9s} {'ratio p99':>9s}")  # fmt: skip
+          f"{'warm, columns':>17s} | {'mpSky':>17s} {'objects':>8s} | {'ratio med':>9s} {'cols med':>9s} "
+          f"{'ratio p99':>9s}")  # fmt: skip
     for key, s in ours["queries_stats"].items():
-        if key.endswith("first_touch"):
+        if key.endswith(("first_touch", "columns")):
             continue
         name, r = key.split("/r=")
         f = ours["queries_stats"][key + "/first_touch"]
         line = (f"{name:10s} {r:>6s} | {s['median_ms']:7.3f} / {s['p99_ms']:7.3f} {s['mean_returned']:8.1f} | "
                 f"{f['median_ms']:7.3f} / {f['p99_ms']:7.3f} | ")
         m = (mp or {}).get("queries_stats", {}).get(key)
+        cs = ours["queries_stats"][key + "/columns"]
+        line += f"{cs['median_ms']:7.3f} / {cs['p99_ms']:7.3f} | "
         if m:
             line += (f"{m['median_ms']:7.3f} / {m['p99_ms']:7.3f} {m['mean_returned']:8.1f} | "
-                     f"{s['median_ms'] / m['median_ms']:9.2f} {s['p99_ms'] / m['p99_ms']:9.2f}")  # fmt: skip
+                     f"{s['median_ms'] / m['median_ms']:9.2f} {cs['median_ms'] / m['median_ms']:9.2f} "
+                     f"{s['p99_ms'] / m['p99_ms']:9.2f}")  # fmt: skip
         print(line)
     print(f"open {ours['open_ms']:.1f} ms; cold first query {ours['cold_first_query_ms']:.2f} ms "
           f"({ours['cold_first_query_nobj']} objects)"

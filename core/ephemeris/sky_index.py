@@ -145,19 +145,18 @@ class SkyIndex:
         return int(min(max(dt_days // self.bin_days, 0), self.n_bins - 1))
 
     def query_nside(self, radius_deg: float) -> int:
-        """Resolution to search a cone of this radius at: cells about the radius, but none
-        coarser than nside 64 (0.92 deg), never finer than the index.
+        """Resolution to search a cone of this radius at: cells about twice the radius,
+        but none coarser than nside 64 (0.92 deg), never finer than the index.
 
         Coarser cells mean a cheaper cone search (cdshealpix's cost grows with the cells
-        it returns: ~11 us for 19 cells at nside 256, ~5 us for 9 at 128, ~3 us for 4 at
-        64) but more candidates (an area of about (2 r + cell)^2), and candidates are what
-        a cold store pays page faults for. Measured on a 1.3 M object store
-        (benchmarks/ephem_query.py): r = 0.42 deg at nside 128 is within 5 % of the
-        fastest warm choice (64) with ~40 % fewer candidates; r = 2.12 deg is fastest at
-        64 (2.5x slower near the ecliptic at 32).
+        it returns: ~11 us for 19 cells at nside 256, ~5-7 us for 9 at 128, ~3 us for 4
+        at 64) but more candidates (an area of about (2 r + cell)^2). Measured on a 1.3 M
+        object store (benchmarks/ephem_query.py): r = 0.42 deg is 5 % faster at nside 64
+        than at 128 for sparse cones and as fast near the ecliptic; r = 2.12 deg is
+        fastest at 64 (2.5x slower near the ecliptic at 32).
         """
         # HEALPix cell size ~ 58.6 deg / nside
-        level = round(math.log2(58.6 / max(radius_deg, 1e-9)))
+        level = round(math.log2(58.6 / max(2.0 * radius_deg, 1e-9)))
         return min(2 ** min(max(level, 6), 29), self.nside)
 
     def candidates(

@@ -112,8 +112,9 @@ def test_candidates_are_complete(ra0: float, dec0: float, radius: float, t: floa
 def test_query_nside_follows_the_radius() -> None:
     index = _static_index(np.array([0.0]), np.array([0.0]), nside=256)
     assert index.query_nside(0.05) == 256
-    assert index.query_nside(0.2) == 256
-    assert index.query_nside(0.42) == 128
+    assert index.query_nside(0.1) == 256
+    assert index.query_nside(0.2) == 128
+    assert index.query_nside(0.42) == 64
     assert index.query_nside(2.12) == 64
     assert index.query_nside(10.0) == 64  # never coarser: candidates would dominate
     assert index.time_bin(-1.0) == 0 and index.time_bin(5.0) == 1
