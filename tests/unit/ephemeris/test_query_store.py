@@ -322,5 +322,7 @@ def test_prefetch_and_cold_hints_do_not_change_results() -> None:
     for th in threading.enumerate():
         if th.name == "ephemeris-prefetch":
             th.join(timeout=30)
+    assert store._records_pages.resident(0) in (True, False)  # mincore probe of a row's page
     assert store.warm() >= 0.0 and store._cold_queries == 0
+    assert store._records_pages.resident(0) and store._records_pages.resident(len(store) - 1)
     pd.testing.assert_frame_equal(store.query(t, 1.0, 2.0, 40.0), plain.query(t, 1.0, 2.0, 40.0))
