@@ -509,6 +509,7 @@ def latency(bootstrap: str, events: list[BenchEvent], store: Path, rate: float, 
     reader.close()
     worker.stop()
     logged = worker.events()
+    summaries = worker.events("throughput")
     # Samples in input order; the first second (fetch sessions warming up) is reported apart.
     order = dict(sent_ms)
     t_first = min(order.values())
@@ -531,6 +532,8 @@ def latency(bootstrap: str, events: list[BenchEvent], store: Path, rate: float, 
         "stage_ms": {k: {"p50": round(pct([e[k] for e in logged], 50), 3),
                          "p99": round(pct([e[k] for e in logged], 99), 3)} for k in STAGES},
         "peak_rss_mb": round(worker.peak_rss / 2**20, 1),
+        "checkpoints": sum(e.get("checkpoints", 0) for e in summaries),
+        "checkpoint_max_ms": max((e.get("checkpoint_max_ms", 0.0) for e in summaries), default=None),
     }
 
 
@@ -563,8 +566,11 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=50.0, help="input rate of the latency run")
     parser.add_argument("--seconds", type=float, default=20.0, help="duration of the latency run")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--workdir", type=Path, help="keep the worker logs here (default: a temporary directory)")
     parser.add_argument("--only-latency", action="store_true", help="skip baselines and throughput")
     parser.add_argument("--no-latency", action="store_true", help="skip the latency run")
+    parser.add_argument("--latency-same-broker", action="store_true",
+                        help="also measure latency on the broker the throughput runs filled")
     parser.add_argument("--runs", default="visit,visit-nocache,visit-nobatch,isolated,visit-alo",
                         help="throughput runs in this order, comma-separated (repeats allowed): "
                         "visit, visit-nocache, visit-nobatch, isolated, visit-alo")
@@ -596,6 +602,19 @@ def main() -> int:
     }
     print(json.dumps({k: results[k] for k in ("decode_ms_500_sources", "decode_ms_visit_event_as_shipped",
                                               "ephemeris_stage_in_process")}, indent=2), flush=True)
+    if not args.no_latency:
+        # First, on a broker of its own: measured after the throughput runs (same broker or a
+        # fresh one), p99 reached 0.2-0.3 s while the worker's own stages stayed under 20 ms
+        # and its commits under 30 ms (delays between input produce and the worker's fetch);
+        # run alone, p99 stays under 10 ms. --latency-same-broker repeats it after the runs.
+        with tempfile.TemporaryDirectory() as tmp, LocalBroker().start() as broker:
+            results["latency"] = latency(broker.bootstrap, ordered, store, args.rate, args.seconds,
+                                         args.workdir or Path(tmp))
+            print(json.dumps(results["latency"], indent=2), flush=True)
+    if args.only_latency:
+        if args.json:
+            args.json.write_text(json.dumps(results, indent=2))
+        return 0
     runs = {
         "visit": (ordered, ()),
         "visit-nocache": (ordered, ("--ephemeris-visit-cache-radius-deg", "0")),
@@ -604,13 +623,7 @@ def main() -> int:
         "visit-alo": (ordered, ("--processing-guarantee", "at-least-once")),
     }
     with tempfile.TemporaryDirectory() as tmp, LocalBroker().start() as broker:
-        workdir = Path(tmp)
-        if args.only_latency:
-            results["latency"] = latency(broker.bootstrap, ordered, store, args.rate, args.seconds, workdir)
-            print(json.dumps(results["latency"], indent=2))
-            if args.json:
-                args.json.write_text(json.dumps(results, indent=2))
-            return 0
+        workdir = args.workdir or Path(tmp)
         results["broker_raw_produce_consume_events_per_s"] = round(
             broker_raw_rate(broker.bootstrap, [e.value for e in ordered], args.events), 1)
         print("raw broker:", results["broker_raw_produce_consume_events_per_s"], "events/s", flush=True)
@@ -623,9 +636,10 @@ def main() -> int:
             results[key] = throughput(broker.bootstrap, events, store, args.events, workdir, name, *extra,
                                       profile=profile)
             print(json.dumps(results[key], indent=2), flush=True)
-        if not args.no_latency:
-            results["latency"] = latency(broker.bootstrap, ordered, store, args.rate, args.seconds, workdir)
-            print(json.dumps(results["latency"], indent=2), flush=True)
+        if args.latency_same_broker and not args.no_latency:
+            results["latency_same_broker"] = latency(broker.bootstrap, ordered, store, args.rate, args.seconds,
+                                                     workdir)
+            print(json.dumps(results["latency_same_broker"], indent=2), flush=True)
     raw = results["broker_raw_produce_consume_events_per_s"]
     ratios = {f"{key.removeprefix('throughput_')}_vs_raw_broker": round(value["events_per_s"] / raw, 3)
               for key, value in results.items() if key.startswith("throughput_")}

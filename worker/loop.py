@@ -163,6 +163,7 @@ class Worker:
         self._summary_events = 0
         self._summary_checkpoints = 0
         self._summary_checkpoint_s = 0.0  # time spent committing: the loop processes nothing meanwhile
+        self._summary_checkpoint_max_s = 0.0
         self._abandon: set[TP] = set()
         # Several events per association call when the processor can and the settings allow.
         self._process_batch: Callable[[list[InputMessage]], list[EventResult | Exception]] | None = (
@@ -270,6 +271,7 @@ class Worker:
         self.health.inc("checkpoint_seconds_total", duration_s)
         self._summary_checkpoints += 1
         self._summary_checkpoint_s += duration_s
+        self._summary_checkpoint_max_s = max(self._summary_checkpoint_max_s, duration_s)
         if ok:
             self.health.inc("commits_total")
             self.log.debug(
@@ -506,11 +508,13 @@ class Worker:
             events_per_s=round(self._summary_events / elapsed, 2) if elapsed > 0 else 0.0,
             lag=lag, total_lag=total_lag, partitions=len(self.assigned),
             checkpoints=self._summary_checkpoints, checkpoint_s=round(self._summary_checkpoint_s, 4),
+            checkpoint_max_ms=round(self._summary_checkpoint_max_s * 1e3, 2),
         )
         self._summary_at = now
         self._summary_events = 0
         self._summary_checkpoints = 0
         self._summary_checkpoint_s = 0.0
+        self._summary_checkpoint_max_s = 0.0
 
     def _next_batch(self) -> list[Message]:
         """Wait for one message, then take what is already fetched (up to ``batch_size``).
