@@ -315,10 +315,11 @@ def test_prefetch_and_cold_hints_do_not_change_results() -> None:
     plain = open_store()
     plain._cold_queries = 0  # no page hints
     store = EphemerisStore.open(cached_store(), prefetch=True)
-    assert store._prefetch_files and store._cold_queries > 0
+    assert store._first_query_done is not None and not store._first_query_done.is_set()
+    assert store._cold_queries > 0
     for ra, dec, r in ((10.0, 5.0, 20.0), (200.0, -40.0, 30.0), (0.0, 0.0, 60.0)):
         pd.testing.assert_frame_equal(store.query(t, ra, dec, r), plain.query(t, ra, dec, r))
-    assert not store._prefetch_files  # handed to the thread after the first query
+    assert store._first_query_done.is_set()  # the read-ahead thread runs after the first query
     for th in threading.enumerate():
         if th.name == "ephemeris-prefetch":
             th.join(timeout=30)
