@@ -214,13 +214,14 @@ class _Plan(NamedTuple):
     """What a query at one time needs besides its candidates (per store and time)."""
 
     single: bool
-    """Only one segment level present: one basis for all objects."""
+    """Only one segment level present: one basis ``(2, degree + 1)`` for all objects."""
     rows: tuple[Any, Any] | None
     """Object row -> segment row: ``row * rows[0] + rows[1]`` (ints, or per-level arrays);
     None: the same (one segment per object, at row 0)."""
     basis: npt.NDArray[np.float64]
-    """``(6, n_coef)`` (``(n_levels, 6, n_coef)`` if not single): record coefficients ->
-    position (AU) and its derivative (AU/day) at that time, component-major."""
+    """Single level: ``(2, degree + 1)``, T_k and dT_k/dt at that time. Otherwise
+    ``(n_levels, 6, n_coef)``: record coefficients -> position (AU) and its derivative
+    (AU/day), component-major."""
     obs: npt.NDArray[np.float64]
     """``(6, 1)``: observer heliocentric position (AU) and velocity (AU/day), a column to
     broadcast against component-major ``(6, n)`` states."""
@@ -473,7 +474,7 @@ class EphemerisStore:
         dt = self._dt_days(mjd_tai)
         rows_a = np.asarray(rows, dtype=np.int64).reshape(-1)
         states, _ = self._states(rows_a, self._plan(dt))
-        return np.ascontiguousarray(states[:3].T), np.ascontiguousarray(states[3:].T)
+        return np.ascontiguousarray(states[0].T), np.ascontiguousarray(states[1].T)
 
     def _plan(self, dt: float) -> _Plan:
         """The observer's state and, per segment level, the segment row offset and the
@@ -499,9 +500,7 @@ class EphemerisStore:
             nseg = self._level_nseg[lvl]
             length = g.span_days / nseg
             k = min(int(dt / length), nseg - 1)
-            td = _basis_td(2.0 * (dt - k * length) / length - 1.0, g.degree, 2.0 / length)
-            # (6, 3 * (degree + 1)): row j * 3 + c holds td[j] in axis c's coefficient block
-            bases.append((td[:, None, None, :] * _EYE3[None, :, :, None]).reshape(6, -1))
+            bases.append(_basis_td(2.0 * (dt - k * length) / length - 1.0, g.degree, 2.0 / length))
             row_add.append(self._row_shift[lvl] + k)
         if len(levels) == 1:
             mult = self._level_nseg[levels[0]]
@@ -509,7 +508,8 @@ class EphemerisStore:
             plan = _Plan(True, None if identity else (np.int64(mult), np.int64(row_add[0])), bases[0], obs, obs_km_s)
         else:
             basis = np.zeros((len(self._level_nseg), 6, self._n_coef))
-            basis[levels] = bases
+            # (6, 3 * (degree + 1)): row j * 3 + c holds td[j] in axis c's coefficient block
+            basis[levels] = [(td[:, None, None, :] * _EYE3[None, :, :, None]).reshape(6, -1) for td in bases]
             add = np.zeros(len(self._level_nseg), np.int64)
             add[levels] = row_add
             plan = _Plan(False, (np.asarray(self._level_nseg, np.int64), add), basis, obs, obs_km_s)
@@ -519,13 +519,16 @@ class EphemerisStore:
     def _states(
         self, rows: npt.NDArray[Any], plan: _Plan, prefetch: bool = False
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
-        """``(6, n)`` position (AU) and d/dt (AU/day) of objects ``rows``, and their records."""
+        """``(2, 3, n)``: position (AU) and d/dt (AU/day) of objects ``rows``, component-major;
+        and their records."""
         if plan.single:
             seg = rows if plan.rows is None else rows * plan.rows[0] + plan.rows[1]
             if prefetch:
                 self._hint_pages(rows, seg)
             rec = self._records[seg]
-            return plan.basis @ rec[:, : self._n_coef].T, rec
+            # (2, k) @ (3, k, n), a view of the records' coefficients: three small gemms
+            coef = rec[:, : self._n_coef].T.reshape(3, self._geo.degree + 1, -1)
+            return (plan.basis @ coef).transpose(1, 0, 2), rec
         assert plan.rows is not None
         lvl = np.searchsorted(self._level_first_row, rows, side="right")
         seg = rows * plan.rows[0][lvl] + plan.rows[1][lvl]
@@ -533,7 +536,7 @@ class EphemerisStore:
             self._hint_pages(rows, seg)
         rec = self._records[seg]
         states = np.matmul(plan.basis[lvl], rec[:, : self._n_coef, None])  # (n, 6, 1)
-        return states[:, :, 0].T, rec
+        return states[:, :, 0].T.reshape(2, 3, -1), rec
 
     def _hint_pages(self, rows: npt.NDArray[Any], seg: npt.NDArray[Any]) -> None:
         """Announce the record and designation pages of a cold query (see ``_RowPages``)."""
@@ -640,8 +643,8 @@ class EphemerisStore:
         each output column is written straight into its row of the float block.
         """
         plan = self._plan(dt)
-        states, rec = self._states(cand, plan, self._cold_queries > 0)  # (6, n): AU, AU/day
-        topo_all = states[:3] - plan.obs[:3]
+        states, rec = self._states(cand, plan, self._cold_queries > 0)  # (2, 3, n): AU, AU/day
+        topo_all = states[0] - plan.obs[:3]
         rho_all = np.hypot(np.hypot(topo_all[0], topo_all[1]), topo_all[2])
         ra_r, dec_r = math.radians(ra), math.radians(dec)
         cd = math.cos(dec_r)
@@ -653,7 +656,8 @@ class EphemerisStore:
         out = np.empty((len(_FLOAT_COLUMNS), idx.size))
         # helio position (AU, light-emission time) and d(helio)/d(t_obs) (AU/day, parked in
         # the topo rows), then topo and the apparent motion d(topo)/d(t_obs) side by side
-        np.take(states, idx, axis=1, out=out[4:10])
+        # (mode="clip": idx is valid by construction, and "raise" would buffer the output)
+        np.take(states, idx, axis=2, out=out[4:10].reshape(2, 3, -1), mode="clip")
         z = out[4:10] - plan.obs
         topo, v_app = z[:3], z[3:]
         rho = rho_all[idx]
