@@ -603,10 +603,10 @@ def main() -> int:
     print(json.dumps({k: results[k] for k in ("decode_ms_500_sources", "decode_ms_visit_event_as_shipped",
                                               "ephemeris_stage_in_process")}, indent=2), flush=True)
     if not args.no_latency:
-        # First, on a broker of its own: measured after the throughput runs (same broker or a
-        # fresh one), p99 reached 0.2-0.3 s while the worker's own stages stayed under 20 ms
-        # and its commits under 30 ms (delays between input produce and the worker's fetch);
-        # run alone, p99 stays under 10 ms. --latency-same-broker repeats it after the runs.
+        # First, on a broker of its own (--latency-same-broker repeats it after the throughput
+        # runs). On this shared 2-core machine, some runs under load (load average 1.5-2.4)
+        # saw p99 of 0.2-0.3 s with the worker's own stages under 20 ms and its commits under
+        # 30 ms: delays outside the worker (CPU scheduling, broker fetch), kept apart here.
         with tempfile.TemporaryDirectory() as tmp, LocalBroker().start() as broker:
             results["latency"] = latency(broker.bootstrap, ordered, store, args.rate, args.seconds,
                                          args.workdir or Path(tmp))
