@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import time
 from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -157,6 +158,7 @@ class TableEphemerisProvider:
 # -- the visit cache -------------------------------------------------------------------------
 
 
+_REPROBE_VISITS = 64  # while widening does not pay, still widen one visit in this many (~36 min of Rubin visits)
 _GRID_MIN_OBJECTS = 512  # below this, testing every object is as cheap as finding cells
 _GRID_MAX_RADIUS_DEG = 60.0  # the tangent plane stretches too much beyond
 _GRID_CELL_DEG = 0.2  # about a detector's cone radius: a detector reaches 2-3 cells a side
@@ -222,6 +224,7 @@ class _VisitCone:
         "float_names",
         "floats",
         "grid",
+        "hits",
         "ids",
         "mjd_tai",
         "radius_deg",
@@ -236,6 +239,7 @@ class _VisitCone:
     ) -> None:  # fmt: skip
         self.store = store
         self.mjd_tai = mjd_tai
+        self.hits = 0  # detectors answered from this cone
         self.centre = _unit_vector(ra_deg, dec_deg)
         self.radius_deg = radius_deg
         self.ids = columns["ssObjectId"]
@@ -287,6 +291,15 @@ class VisitCacheProvider:
     fresh query. The first detector of a time is queried directly, so a stream
     of isolated detectors (each its own time) pays nothing for the cache.
 
+    A wide query costs as much as ~50 detector queries (Rubin's focal plane,
+    1.3 million objects), so it pays only when a worker sees many detectors of a
+    visit; replicas sharing a visit's detectors each see a part of them. The
+    provider therefore measures, as it runs, the time of its wide queries, of
+    direct queries and of answers from a cone, and how many detectors the cones
+    it keeps answered, and stops widening while that count times the saving
+    per detector is below the cost of a wide query (widening one visit in
+    ``_REPROBE_VISITS`` still, to notice a change). Results are the same either way.
+
     Memory is bounded: the ``max_entries`` most recently used cones are kept
     (a visit's cone holds a few thousand objects, ~0.2 kB each).
 
@@ -296,7 +309,12 @@ class VisitCacheProvider:
     """
 
     def __init__(
-        self, provider: Any, radius_deg: float = DEFAULT_VISIT_CACHE_RADIUS_DEG, max_entries: int = 4
+        self,
+        provider: Any,
+        radius_deg: float = DEFAULT_VISIT_CACHE_RADIUS_DEG,
+        max_entries: int = 4,
+        *,
+        adaptive: bool = True,
     ) -> None:
         if not radius_deg > 0:
             raise ValueError(f"radius_deg must be > 0, got {radius_deg!r}")
@@ -305,10 +323,18 @@ class VisitCacheProvider:
         self.provider = provider
         self.radius_deg = float(radius_deg)
         self.max_entries = int(max_entries)
+        self.adaptive = adaptive  # False: always widen from a visit's second detector on
         self._cones: deque[_VisitCone] = deque()
         self._seen: deque[tuple[int, float]] = deque(maxlen=8)  # (id(store), time) queried directly
         self.hits = 0
         self.misses = 0
+        self.wide_queries = 0
+        # Running costs [s] (exponential moving averages) and detectors answered per cone.
+        self._wide_s: float | None = None
+        self._direct_s: float | None = None
+        self._select_s: float | None = None
+        self._declined: tuple[int, float] | None = None  # the last visit not widened
+        self._declined_visits = 0
 
     def __getattr__(self, name: str) -> Any:
         # Everything else (spans, store_for, start_mjd_tai, ...) is the wrapped provider's.
@@ -334,23 +360,56 @@ class VisitCacheProvider:
                     del self._cones[i]
                     self._cones.appendleft(cone)
                 self.hits += 1
-                return cone.select(centre, radius)
+                return self._select(cone, centre, radius)
         self.misses += 1
         key = (id(store), mjd)
-        if key not in self._seen:
-            # The first detector of this time: maybe an isolated one, query just its cone.
-            self._seen.append(key)
+        if key not in self._seen or not self._widening_pays(key):
+            # The first detector of this time (maybe an isolated one), or widening does not
+            # pay: query just its cone.
+            if key not in self._seen:
+                self._seen.append(key)
+            t0 = time.perf_counter()
             columns: dict[str, np.ndarray] = store.query_columns(mjd, ra, dec, radius)
+            self._direct_s = _ema(self._direct_s, time.perf_counter() - t0)
             return columns
         wide = min(radius + self.radius_deg, 180.0)
+        t0 = time.perf_counter()
         cone = _VisitCone(store, mjd, ra, dec, wide, store.query_columns(mjd, ra, dec, wide))
+        self._wide_s = _ema(self._wide_s, time.perf_counter() - t0)
+        self.wide_queries += 1
         self._cones.appendleft(cone)
         while len(self._cones) > self.max_entries:
             self._cones.pop()
-        return cone.select(centre, radius)
+        return self._select(cone, centre, radius)
+
+    def _select(self, cone: _VisitCone, centre: np.ndarray, radius_deg: float) -> dict[str, np.ndarray]:
+        t0 = time.perf_counter()
+        out = cone.select(centre, radius_deg)
+        self._select_s = _ema(self._select_s, time.perf_counter() - t0)
+        cone.hits += 1
+        return out
+
+    def _widening_pays(self, key: tuple[int, float]) -> bool:
+        """Whether a wide query for this visit is expected to save time (see the class doc)."""
+        wide_s, direct_s, select_s = self._wide_s, self._direct_s, self._select_s
+        if not self.adaptive or wide_s is None or direct_s is None or select_s is None or not self._cones:
+            return True  # nothing measured yet: try
+        # Detectors per visit: the best of the cones kept (recent visits, one of them complete).
+        hits = max(cone.hits for cone in self._cones)
+        if hits * (direct_s - select_s) >= wide_s:
+            return True
+        if key != self._declined:
+            self._declined = key
+            self._declined_visits += 1
+        # Now and then widen anyway: the mix of visits (and replicas) changes.
+        return self._declined_visits % _REPROBE_VISITS == 0
 
     def query_exposure(self, exposure: Exposure) -> pd.DataFrame:
         return columns_frame(self.query_exposure_columns(exposure))
+
+
+def _ema(previous: float | None, value: float, weight: float = 0.2) -> float:
+    return value if previous is None else previous + weight * (value - previous)
 
 
 def with_visit_cache(provider: Any, radius_deg: float, max_entries: int = 4) -> Any:

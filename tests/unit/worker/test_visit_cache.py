@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -120,7 +122,7 @@ def test_the_tangent_grid_finds_every_object(store, monkeypatch, ra, dec):
 
 def test_a_detector_outside_the_cached_cone_gets_a_fresh_query(store):
     counting = CountingStore(store)
-    cache = VisitCacheProvider(counting, radius_deg=2 * WIDE.radius_deg + 0.1)
+    cache = VisitCacheProvider(counting, radius_deg=2 * WIDE.radius_deg + 0.1, adaptive=False)
     here = WIDE.exposures(100.0, 10.0, 0.0, T0 + 0.1, visit=1)
     there = WIDE.exposures(160.0, -20.0, 0.0, T0 + 0.1, visit=2)  # same time, far away
     for exposure in here[:3]:
@@ -144,7 +146,7 @@ def test_isolated_detectors_cost_one_plain_query_each(store):
 
 
 def test_memory_is_bounded(store):
-    cache = VisitCacheProvider(store, radius_deg=4.2, max_entries=2)
+    cache = VisitCacheProvider(store, radius_deg=4.2, max_entries=2, adaptive=False)
     for k in range(5):
         exposures = rubin_like_focal_plane().exposures(30.0 * k, 0.0, 0.0, T0 + 0.01 * k, visit=k)
         for exposure in exposures[:3]:
@@ -185,3 +187,30 @@ def test_wiring(store, tmp_path):
     for exposure in exposures[:4]:
         assert_same_columns(directory.query_exposure_columns(exposure), store.query_exposure_columns(exposure))
     assert directory.hits == 2
+
+
+def test_widening_stops_when_a_worker_sees_few_detectors_of_each_visit(store):
+    # As a replica among many would: 4 detectors of each visit. A wide query then costs more
+    # than it saves; the provider notices, queries detectors directly, and still widens one
+    # visit in _REPROBE_VISITS.
+    class SlowWideStore(CountingStore):  # a wide cone costs what it does on 1.3 M objects (~5 ms)
+        def query_columns(self, mjd_tai, ra_deg, dec_deg, radius_deg):
+            if radius_deg > 1.0:
+                time.sleep(0.005)
+            return super().query_columns(mjd_tai, ra_deg, dec_deg, radius_deg)
+
+    counting = SlowWideStore(store)
+    cache = VisitCacheProvider(counting, radius_deg=4.2)
+    focal_plane = rubin_like_focal_plane()
+    n_visits = 40
+    for k in range(n_visits):
+        exposures = focal_plane.exposures(10.0 + 5 * k, 0.0, 0.0, T0 + 0.001 * k, visit=k)
+        for exposure in exposures[k % 5 :: 50]:
+            assert_same_columns(cache.query_exposure_columns(exposure), store.query_exposure_columns(exposure))
+    assert cache.wide_queries == 1  # the first visit only (the next probe comes after _REPROBE_VISITS)
+    # A worker that sees whole visits keeps widening.
+    cache = VisitCacheProvider(store, radius_deg=4.2)
+    for k in range(3):
+        for exposure in focal_plane.exposures(10.0 + 5 * k, 0.0, 0.0, T0 + 0.001 * k, visit=k):
+            cache.query_exposure_columns(exposure)
+    assert cache.wide_queries == 3 and cache.hits == 3 * 187
