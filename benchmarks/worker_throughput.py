@@ -290,33 +290,43 @@ def stream_stats(events: list[BenchEvent]) -> dict[str, Any]:
     }
 
 
-def ephemeris_stage(store_path: Path, events: list[BenchEvent], passes: int = 3) -> dict[str, float]:
+def ephemeris_stage(store_path: Path, events: list[BenchEvent], passes: int = 3,
+                    replicas: tuple[int, ...] = (1,)) -> dict[str, Any]:
     """ms per event of the ephemeris query, in-process: the store directly vs. the visit cache.
 
     The store's pages are all mapped first (``EphemerisStore.warm``: the state of a
     long-running worker; otherwise the wider cone's first page touches are counted against
     the cache). Exposures are decoded beforehand (as the worker does before the query). The
     two are timed in alternation, 189 events (one visit of the visit-ordered stream) at a
-    time, each group seen ``passes`` times by each (other jobs share the machine)."""
+    time (other jobs share the machine). For ``replicas`` = n, the worker sees every n-th
+    detector of each visit (as one of n replicas would) and one cache serves all visits."""
     store = EphemerisStore.open(store_path)
     store.warm()
     exposures = [exposure_from_event(wire.decode("visitEvent", e.value)[1]) for e in events]
     for exposure in exposures:  # fill WCS caches
         store.query_exposure_columns(exposure)
-    total = {"store_direct": 0.0, "visit_cache": 0.0}
-    for k in range(passes):
-        for g in range(0, len(exposures), 189):
-            group = exposures[g : g + 189]
-            names = list(total) if (k + g // 189) % 2 else list(total)[::-1]
-            for name in names:
-                provider: Any = store if name == "store_direct" else VisitCacheProvider(
-                    store, DEFAULT_VISIT_CACHE_RADIUS_DEG)
-                t0 = time.perf_counter()
-                for exposure in group:
-                    provider.query_exposure_columns(exposure)
-                total[name] += time.perf_counter() - t0
-    result = {f"{name}_ms_per_event": round(t / passes / len(exposures) * 1e3, 4) for name, t in total.items()}
-    result["speedup"] = round(total["store_direct"] / total["visit_cache"], 2)
+    result: dict[str, Any] = {}
+    for n in replicas:
+        total = {"store_direct": 0.0, "visit_cache": 0.0}
+        count = 0
+        for k in range(passes):
+            cache = VisitCacheProvider(store, DEFAULT_VISIT_CACHE_RADIUS_DEG)
+            for g in range(0, len(exposures), 189):
+                group = exposures[g : g + 189][(g // 189) % n :: n]
+                count += len(group)
+                names = list(total) if (k + g // 189) % 2 else list(total)[::-1]
+                for name in names:
+                    provider: Any = store if name == "store_direct" else cache
+                    t0 = time.perf_counter()
+                    for exposure in group:
+                        provider.query_exposure_columns(exposure)
+                    total[name] += time.perf_counter() - t0
+        out: dict[str, float] = {f"{name}_ms_per_event": round(t / count * 1e3, 4) for name, t in total.items()}
+        out["speedup"] = round(total["store_direct"] / total["visit_cache"], 2)
+        if n == 1:
+            result.update(out)
+        else:
+            result[f"{n}_replicas"] = out
     return result
 
 
@@ -597,7 +607,7 @@ def main() -> int:
         wire.decode("visitEvent", framed)
     results["decode_ms_visit_event_as_shipped"] = round((time.perf_counter() - t0) / 300 * 1e3, 4)
     results["ephemeris_stage_in_process"] = {
-        "visit_ordered": ephemeris_stage(store, ordered[: min(len(ordered), 189 * 8)]),
+        "visit_ordered": ephemeris_stage(store, ordered[: min(len(ordered), 189 * 16)], replicas=(1, 3, 12)),
         "isolated": ephemeris_stage(store, isolated),
     }
     print(json.dumps({k: results[k] for k in ("decode_ms_500_sources", "decode_ms_visit_event_as_shipped",
