@@ -6,6 +6,7 @@ import math
 import re
 import warnings
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -122,6 +123,22 @@ class Exposure:
         return self._cache["centre_deg"]
 
     @property
+    def bounding_radius_deg(self) -> float:
+        """Largest distance from :attr:`centre_deg` to 8 points per detector edge mapped
+        through the full WCS (distortion included): the radius of a cone holding the
+        detector. Computed on first use."""
+        cached = self._cache.get("bounding_radius_deg")
+        if cached is None:
+            xs, ys = _edge_points(self.width, self.height)
+            ra, dec = self.pixel_to_sky_deg(xs, ys)
+            ra0, dec0 = np.radians(self.centre_deg)
+            d2 = np.radians(dec)
+            h = np.sin((d2 - dec0) / 2) ** 2 + math.cos(dec0) * np.cos(d2) * np.sin((np.radians(ra) - ra0) / 2) ** 2
+            radius = np.degrees(2 * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0))))  # haversine
+            cached = self._cache["bounding_radius_deg"] = float(radius.max())
+        return float(cached)
+
+    @property
     def pixel_scale_arcsec(self) -> float:
         """Mean pixel scale at the detector centre (arcsec/pixel; computed at construction)."""
         return float(self._cache["pixel_scale_arcsec"])
@@ -184,6 +201,17 @@ class Exposure:
             detector=int(pick(detector, "DETECTOR") or 0),
             exposureTimeSeconds=exptime,
         )
+
+
+@lru_cache(maxsize=16)
+def _edge_points(width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+    """8 points per detector edge (corners included), 0-based pixel coordinates."""
+    s = np.linspace(0.0, 1.0, 9)
+    xs = np.concatenate([s * width, np.full(9, width), s * width, np.zeros(9)]) - 0.5
+    ys = np.concatenate([np.zeros(9), s * height, np.full(9, height), s * height]) - 0.5
+    xs.setflags(write=False)
+    ys.setflags(write=False)
+    return xs, ys
 
 
 def _separation_deg(ra1: float, dec1: float, ra2: float, dec2: float) -> float:

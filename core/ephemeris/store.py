@@ -465,9 +465,7 @@ class EphemerisStore:
         obs = self._plan(self._dt_days(mjd_tai)).obs
         return obs[:3, 0].copy(), obs[3:, 0].copy()
 
-    def positions(
-        self, rows: npt.ArrayLike, mjd_tai: float
-    ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    def positions(self, rows: npt.ArrayLike, mjd_tai: float) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         """Heliocentric ICRS position (AU) at light-emission time and its derivative with
         respect to observation time (AU/day) of object ``rows`` observed at ``mjd_tai``,
         each ``(n, 3)``."""
@@ -567,9 +565,7 @@ class EphemerisStore:
         """
         return _frame(*self._query_parts(mjd_tai, ra_deg, dec_deg, radius_deg))
 
-    def query_columns(
-        self, mjd_tai: float, ra_deg: float, dec_deg: float, radius_deg: float
-    ) -> dict[str, np.ndarray]:
+    def query_columns(self, mjd_tai: float, ra_deg: float, dec_deg: float, radius_deg: float) -> dict[str, np.ndarray]:
         """The result of :meth:`query` as 1-D numpy arrays keyed by exactly
         :data:`SS_OBJECT_COLUMNS` (in order), no pandas: ``ssObjectId`` int64,
         ``designation`` object array of str, the rest float64 (views of one block)."""
@@ -590,15 +586,8 @@ class EphemerisStore:
                 f"{self.path} was built for {self.observatory!r}"
             )
         ra_c, dec_c = exposure.centre_deg
-        w, h = exposure.width, exposure.height
-        s = np.linspace(0.0, 1.0, 9)
-        xs = np.concatenate([s * w, np.full(9, w), s * w, np.zeros(9)]) - 0.5
-        ys = np.concatenate([np.zeros(9), s * h, np.full(9, h), s * h]) - 0.5
-        ra_e, dec_e = exposure.pixel_to_sky_deg(xs, ys)
-        radius = float(np.max(_separation_deg(ra_c, dec_c, ra_e, dec_e)))
-        buffer_deg = (
-            self.exposure_buffer_pixels * exposure.pixel_scale_arcsec + self.exposure_buffer_arcsec
-        ) / 3600.0
+        radius = exposure.bounding_radius_deg  # computed once per exposure, by the exposure
+        buffer_deg = (self.exposure_buffer_pixels * exposure.pixel_scale_arcsec + self.exposure_buffer_arcsec) / 3600.0
         return float(ra_c), float(dec_c), radius + buffer_deg
 
     def query_exposure(self, exposure: Exposure) -> pd.DataFrame:
@@ -617,8 +606,7 @@ class EphemerisStore:
         ra, dec, radius = float(ra_deg), float(dec_deg), float(radius_deg)
         if not (math.isfinite(ra) and -90.0 <= dec <= 90.0 and 0.0 <= radius <= 180.0):
             raise ValueError(
-                f"bad cone: ra={ra_deg!r} dec={dec_deg!r} (deg, |dec| <= 90) radius={radius_deg!r} "
-                "(deg, 0..180)"
+                f"bad cone: ra={ra_deg!r} dec={dec_deg!r} (deg, |dec| <= 90) radius={radius_deg!r} (deg, 0..180)"
             )
         cand: npt.NDArray[np.integer[Any]]
         if radius + self._index.pad_deg >= 90.0:
@@ -782,9 +770,7 @@ class _RowPages:
         if base is None or not hasattr(base._mmap, "madvise") or not hasattr(mmap, "MADV_WILLNEED"):
             return None
         # np.memmap maps from the offset rounded down to the allocation granularity
-        return cls(
-            base._mmap, int(base.offset) % mmap.ALLOCATIONGRANULARITY, int(arr.strides[0]), int(arr.ctypes.data)
-        )
+        return cls(base._mmap, int(base.offset) % mmap.ALLOCATIONGRANULARITY, int(arr.strides[0]), int(arr.ctypes.data))
 
     def will_need(self, rows: npt.NDArray[Any]) -> None:
         """Hint the pages of ``rows`` (sorted ascending)."""
@@ -823,14 +809,6 @@ def segment_records(
     rec[:, -2] = np.repeat(np.asarray(uncertainty_arcsec, dtype=np.float64), reps)
     rec.view(np.int64)[:, -1] = np.repeat(np.asarray(ss_object_id, dtype=np.int64), reps)
     return rec
-
-
-def _separation_deg(ra1: float, dec1: float, ra2: npt.ArrayLike, dec2: npt.ArrayLike) -> npt.NDArray[np.float64]:
-    r1, d1 = math.radians(ra1), math.radians(dec1)
-    r2, d2 = np.radians(ra2), np.radians(dec2)
-    # haversine: accurate at small separations
-    h = np.sin((d2 - d1) / 2) ** 2 + math.cos(d1) * np.cos(d2) * np.sin((r2 - r1) / 2) ** 2
-    return np.asarray(np.degrees(2 * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))), dtype=np.float64)
 
 
 def _columns(ids: np.ndarray, designation: np.ndarray, floats: np.ndarray) -> dict[str, np.ndarray]:
