@@ -600,6 +600,8 @@ def main() -> int:
         "stream_visit_ordered": stream_stats(ordered), "stream_isolated": stream_stats(isolated),
     }
     print(json.dumps(results, indent=2), flush=True)
+    if args.workdir is not None:
+        args.workdir.mkdir(parents=True, exist_ok=True)
     results["decode_ms_500_sources"] = {k: round(v, 4) for k, v in decode_layouts().items()}
     framed = ordered[0].value
     t0 = time.perf_counter()
