@@ -21,6 +21,7 @@ __all__ = [
     "cross",
     "ecliptic_from_icrs_deg",
     "galactic_from_icrs_deg",
+    "gnomonic_offsets_arcsec",
     "radec_from_unit_vectors_deg",
     "rotation_from_icrs",
     "tangent_plane_offsets_arcsec",
@@ -95,17 +96,25 @@ def tangent_plane_offsets_arcsec(
     ``dRA * cos(dec)``; unlike that difference it does not wrap at RA 0/360 and
     stays well defined at the poles.
     """
+    return gnomonic_offsets_arcsec(ref_ra_deg, ref_dec_deg, np.moveaxis(unit_vectors(ra_deg, dec_deg), -1, 0))
+
+
+def gnomonic_offsets_arcsec(
+    ref_ra_deg: ArrayLike, ref_dec_deg: ArrayLike, vectors: FloatArray
+) -> tuple[FloatArray, FloatArray]:
+    """:func:`tangent_plane_offsets_arcsec` of positions given as component-major unit
+    vectors ``(3, ...)`` (for callers that already have them)."""
     ref_ra = np.radians(np.asarray(ref_ra_deg, dtype=np.float64))
     ref_dec = np.radians(np.asarray(ref_dec_deg, dtype=np.float64))
-    v = unit_vectors(ra_deg, dec_deg)
     sin_ra, cos_ra = np.sin(ref_ra), np.cos(ref_ra)
     sin_dec, cos_dec = np.sin(ref_dec), np.cos(ref_dec)
+    x, y, z = vectors
     # Projections on the local (east, north, radial) basis of the reference point.
-    east = -sin_ra * v[..., 0] + cos_ra * v[..., 1]
-    north = -sin_dec * cos_ra * v[..., 0] - sin_dec * sin_ra * v[..., 1] + cos_dec * v[..., 2]
-    radial = cos_dec * cos_ra * v[..., 0] + cos_dec * sin_ra * v[..., 1] + sin_dec * v[..., 2]
-    rad_to_arcsec = np.degrees(1.0) * ARCSEC_PER_DEG
-    return east / radial * rad_to_arcsec, north / radial * rad_to_arcsec
+    toward_ref_ra = x * cos_ra + y * sin_ra
+    east = y * cos_ra - x * sin_ra
+    north = z * cos_dec - sin_dec * toward_ref_ra
+    scale = np.degrees(1.0) * ARCSEC_PER_DEG / (cos_dec * toward_ref_ra + sin_dec * z)
+    return east * scale, north * scale
 
 
 @cache

@@ -18,7 +18,7 @@ from astropy.table import MaskedColumn, Table
 from numpy.typing import NDArray
 
 from .columns import SSSOURCE_COLUMNS
-from .geometry import ARCSEC_PER_DEG, rotation_from_icrs
+from .geometry import ARCSEC_PER_DEG, gnomonic_offsets_arcsec, rotation_from_icrs
 
 __all__ = ["derive_sssource_columns", "empty_sssource_columns", "empty_sssource_table", "sssource_table"]
 
@@ -121,14 +121,13 @@ def derive_sssource_columns(
     cols["helioRange"], cols["topoRange"], cols["helio_vtot"], cols["topo_vtot"] = norms
     cols["helioRangeRate"], cols["topoRangeRate"] = range_rates
 
-    cols.update(_offsets_cm(eph_ra, eph_dec, eph_vec, obs_vec, rate_ra, rate_dec))
+    cols.update(_offsets_cm(eph_ra, eph_dec, obs_vec, rate_ra, rate_dec))
     return {spec.name: cols[spec.name] for spec in SSSOURCE_COLUMNS}  # schema order
 
 
 def _offsets_cm(
     eph_ra_deg: FloatArray,
     eph_dec_deg: FloatArray,
-    eph_vec: FloatArray,
     obs_vec: FloatArray,
     rate_ra_deg_day: FloatArray,
     rate_dec_deg_day: FloatArray,
@@ -142,14 +141,7 @@ def _offsets_cm(
     East/north are the local basis at the predicted position, so nothing wraps at
     RA 0/360 and the poles are fine.
     """
-    ra, dec = np.radians(eph_ra_deg), np.radians(eph_dec_deg)
-    sin_ra, cos_ra, sin_dec = np.sin(ra), np.cos(ra), np.sin(dec)
-    x, y, z = obs_vec
-    east = y * cos_ra - x * sin_ra
-    north = z * np.cos(dec) - sin_dec * (x * cos_ra + y * sin_ra)
-    radial = np.einsum("cn,cn->n", eph_vec, obs_vec)
-    scale = np.degrees(1.0) * ARCSEC_PER_DEG / radial
-    off_ra, off_dec = east * scale, north * scale
+    off_ra, off_dec = gnomonic_offsets_arcsec(eph_ra_deg, eph_dec_deg, obs_vec)
     rate = np.hypot(rate_ra_deg_day, rate_dec_deg_day)
     with np.errstate(invalid="ignore", divide="ignore"):
         # x / 0 -> inf or NaN where the rate is 0; replaced by NaN below.
