@@ -57,8 +57,12 @@ def test_unreadable_store_is_retried_not_skipped(broker, stream: SampleStream, p
         if process_batch_size == 1:
             assert retries == 4  # one retry per failed call
         else:
-            # A batch's failed events run again alone (which calls the store again): fewer retries.
-            assert 1 <= retries <= 4
+            # A batch's failed events run again alone, calling the store again: how many of the
+            # 4 failures the batch absorbs depends on how the events arrive, so the retries
+            # counted by the one-event path are anywhere from 0 to 4. The store did fail 4
+            # times, and every event still got its outputs and none became a dead letter.
+            assert 0 <= retries <= 4
+            assert store.calls >= 4 + len(events)
         assert read_topic(broker.bootstrap, topics.dead_letter, timeout_s=3) == []
     finally:
         worker.stop.request()
