@@ -6,6 +6,8 @@ COPY pyproject.toml README.md ./
 COPY core ./core
 COPY worker ./worker
 COPY schemas ./schemas
+# a C compiler for the compiled cone-query kernel (Cython comes from the build requirements)
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev && rm -rf /var/lib/apt/lists/*
 RUN pip install --no-cache-dir --upgrade pip \
  && pip wheel --no-cache-dir --wheel-dir /wheels .
 

@@ -45,6 +45,11 @@ __all__ = [
     "pack_entries",
 ]
 
+try:  # compiled gather (built at install); the numpy path below is the fallback
+    from . import _query_kernel
+except ImportError:  # pragma: no cover - installed without a C compiler / Cython
+    _query_kernel = None  # type: ignore[assignment]
+
 IntArray = npt.NDArray[np.int64]
 _OBJ_BITS = 31  # object row numbers < 2**31 in packed (key, object) entries
 _LOOP_RANGES = 48  # up to this many key ranges per cone are gathered by plain slicing
@@ -167,9 +172,15 @@ class SkyIndex:
         b = self.time_bin(dt_days)
         search_deg = radius_deg + self.pad_deg
         nside_q = self.query_nside(search_deg)
-        cells = _cone_cells_depth(ra_deg, dec_deg, search_deg, nside_q.bit_length() - 1)
-        shift = 2 * (self.nside.bit_length() - nside_q.bit_length())
+        depth_q = nside_q.bit_length() - 1
         # each (coarse) cell is one contiguous key range [lo, lo + 2**shift) (NESTED order)
+        shift = 2 * (self.nside.bit_length() - nside_q.bit_length())
+        if _query_kernel is not None and _cds_cone is not None:
+            # the cone search's own uint64 cells, straight into the compiled gather
+            r = math.radians
+            cells_u64 = _cds_cone(depth_q, 2, r(ra_deg), r(dec_deg), r(search_deg), True)[0]
+            return _query_kernel.gather_cone(self.offsets, self.objects, cells_u64, shift, b * self.npix)
+        cells = _cone_cells_depth(ra_deg, dec_deg, search_deg, depth_q)
         lo = (cells << shift) + b * self.npix if shift else cells + b * self.npix
         if lo.size <= _LOOP_RANGES:
             # few ranges (small cones): slicing each beats the vectorised form's 5 numpy calls

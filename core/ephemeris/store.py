@@ -57,6 +57,11 @@ from ..version import __version__
 from .magnitudes import _A1, _A2, _B1, _B2, DEFAULT_G
 from .sky_index import SkyIndex
 
+try:  # the compiled inner loops (built at install); the numpy path below is the fallback
+    from . import _query_kernel
+except ImportError:  # pragma: no cover - installed without a C compiler / Cython
+    _query_kernel = None  # type: ignore[assignment]
+
 if TYPE_CHECKING:
     from ..exposure import Exposure
 
@@ -102,7 +107,6 @@ _FLOAT_COLUMNS = SS_OBJECT_COLUMNS[2:]
 _DEG = 180.0 / math.pi
 _KM_S_C = AU_PER_DAY_TO_KM_S * C_AU_PER_DAY
 _NEG_A = np.array([[-_A1], [-_A2]])
-_EYE3 = np.eye(3)
 _B_HALF = np.array([[_B1 / 2], [_B2 / 2]])  # tan(a/2)^B = (tan^2(a/2))^(B/2)
 _BLOCK_PLACEMENT = (np.array([0]), np.array([1]), np.arange(2, len(SS_OBJECT_COLUMNS)))
 _COLUMN_INDEX = pd.Index(SS_OBJECT_COLUMNS)
@@ -213,20 +217,14 @@ def write_store_directory(
 class _Plan(NamedTuple):
     """What a query at one time needs besides its candidates (per store and time)."""
 
-    single: bool
-    """Only one segment level present: one basis ``(2, degree + 1)`` for all objects."""
-    rows: tuple[Any, Any] | None
-    """Object row -> segment row: ``row * rows[0] + rows[1]`` (ints, or per-level arrays);
-    None: the same (one segment per object, at row 0)."""
     basis: npt.NDArray[np.float64]
-    """Single level: ``(2, degree + 1)``, T_k and dT_k/dt at that time. Otherwise
-    ``(n_levels, 6, n_coef)``: record coefficients -> position (AU) and its derivative
-    (AU/day), component-major."""
+    """``(n_levels, 2, degree + 1)``: per segment level, ``T_k`` and ``dT_k/dt`` (per day)
+    of the segment holding the time."""
+    row_add: npt.NDArray[np.int64]
+    """``(n_levels,)``: object row ``r`` of level ``l`` has its segment at record row
+    ``r * n_segments[l] + row_add[l]``."""
     obs: npt.NDArray[np.float64]
-    """``(6, 1)``: observer heliocentric position (AU) and velocity (AU/day), a column to
-    broadcast against component-major ``(6, n)`` states."""
-    obs_vel_km_s: npt.NDArray[np.float64]
-    """``(3, 1)``: observer velocity (km/s)."""
+    """``(6,)``: observer heliocentric position (AU) and velocity (AU/day)."""
 
 
 @dataclass(frozen=True)
@@ -287,9 +285,13 @@ class EphemerisStore:
         self._present_levels = [lvl for lvl in range(n_levels) if first[lvl + 1] > first[lvl]]
         nseg = [self._geo.n_base_segments << lvl for lvl in range(n_levels)]
         self._level_nseg = nseg
+        self._level_bounds = np.asarray(first, dtype=np.int64)  # for the compiled kernel
+        self._level_nseg_arr = np.asarray(nseg, dtype=np.int64)
         seg_first = np.concatenate([[0], np.cumsum(np.diff(first) * np.asarray(nseg, np.int64))])
         # segment row of object i at level l, segment k: i * nseg[l] + row_shift[l] + k
-        self._row_shift = [int(seg_first[lvl]) - first[lvl] * nseg[lvl] for lvl in range(n_levels)]
+        self._row_shift = np.asarray([int(seg_first[lvl]) - first[lvl] * nseg[lvl] for lvl in range(n_levels)])
+        # the only level with objects (the usual store), or None: then rows need a level lookup
+        self._single_level = self._present_levels[0] if len(self._present_levels) == 1 else None
         self._plan_cache: tuple[float, _Plan] | None = None
         # tiny and touched by every query: in RAM, not a page fault on a cold store
         self._observer_coeffs = np.array(arrays["observer_coeffs"])
@@ -463,7 +465,7 @@ class EphemerisStore:
     def observer_state(self, mjd_tai: float) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         """Observer heliocentric ICRS position (AU) and velocity (AU/day) at ``mjd_tai``."""
         obs = self._plan(self._dt_days(mjd_tai)).obs
-        return obs[:3, 0].copy(), obs[3:, 0].copy()
+        return obs[:3].copy(), obs[3:].copy()
 
     def positions(self, rows: npt.ArrayLike, mjd_tai: float) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         """Heliocentric ICRS position (AU) at light-emission time and its derivative with
@@ -475,66 +477,61 @@ class EphemerisStore:
         return np.ascontiguousarray(states[0].T), np.ascontiguousarray(states[1].T)
 
     def _plan(self, dt: float) -> _Plan:
-        """The observer's state and, per segment level, the segment row offset and the
-        Chebyshev basis at ``dt``.
+        """The observer's state and, per segment level, the Chebyshev basis and segment
+        row offset at ``dt``.
 
         All objects of one level share their segment boundaries, so the basis is computed
-        once per level present in the store (usually one), with plain floats (cheaper
-        than array operations at this size). Queries at one time (all detectors of a
-        visit) reuse the last plan.
+        once per level (usually one has objects), not per object. Queries at one time
+        (all detectors of a visit) reuse the last plan.
         """
         cached = self._plan_cache  # one (dt, plan) tuple: read and replaced atomically
         if cached is not None and cached[0] == dt:
             return cached[1]
         g = self._geo
-        length = g.span_days / g.n_observer_segments
-        k = min(max(int(dt // length), 0), g.n_observer_segments - 1)
-        td = _basis_td(2.0 * (dt - k * length) / length - 1.0, g.observer_degree, 2.0 / length)
-        obs = (td @ self._observer_coeffs[k].T).reshape(6, 1)  # AU, AU/day
-        obs_km_s = obs[3:] * AU_PER_DAY_TO_KM_S
-        levels = self._present_levels or [0]
-        bases, row_add = [], []
-        for lvl in levels:
-            nseg = self._level_nseg[lvl]
-            length = g.span_days / nseg
-            k = min(int(dt / length), nseg - 1)
-            bases.append(_basis_td(2.0 * (dt - k * length) / length - 1.0, g.degree, 2.0 / length))
-            row_add.append(self._row_shift[lvl] + k)
-        if len(levels) == 1:
-            mult = self._level_nseg[levels[0]]
-            identity = mult == 1 and row_add[0] == 0  # one segment per object: rows are rows
-            plan = _Plan(True, None if identity else (np.int64(mult), np.int64(row_add[0])), bases[0], obs, obs_km_s)
+        if _query_kernel is not None:
+            basis, row_add, obs = _query_kernel.time_plan(
+                dt, g.span_days, self._observer_coeffs, self._level_nseg_arr, self._row_shift, g.degree
+            )
         else:
-            basis = np.zeros((len(self._level_nseg), 6, self._n_coef))
-            # (6, 3 * (degree + 1)): row j * 3 + c holds td[j] in axis c's coefficient block
-            basis[levels] = [(td[:, None, None, :] * _EYE3[None, :, :, None]).reshape(6, -1) for td in bases]
-            add = np.zeros(len(self._level_nseg), np.int64)
-            add[levels] = row_add
-            plan = _Plan(False, (np.asarray(self._level_nseg, np.int64), add), basis, obs, obs_km_s)
+            length = g.span_days / g.n_observer_segments
+            k = min(max(int(dt // length), 0), g.n_observer_segments - 1)
+            td = _basis_td(2.0 * (dt - k * length) / length - 1.0, g.observer_degree, 2.0 / length)
+            obs = (td @ self._observer_coeffs[k].T).reshape(6)  # AU, AU/day
+            basis = np.zeros((len(self._level_nseg), 2, g.degree + 1))
+            row_add = self._row_shift.copy()
+            for lvl in self._present_levels:  # levels without objects are never looked up
+                nseg = self._level_nseg[lvl]
+                length = g.span_days / nseg
+                k = min(max(int(dt // length), 0), nseg - 1)
+                basis[lvl] = _basis_td(2.0 * (dt - k * length) / length - 1.0, g.degree, 2.0 / length)
+                row_add[lvl] += k
+        plan = _Plan(basis, row_add, obs)
         self._plan_cache = (dt, plan)
         return plan
+
+    def _segment_rows(self, rows: npt.NDArray[Any], plan: _Plan) -> tuple[npt.NDArray[Any], npt.NDArray[Any] | int]:
+        """Segment (record) row of each object row at the plan's time; and each row's
+        level (an int when the store has one level)."""
+        lvl: npt.NDArray[Any] | int
+        if self._single_level is not None:
+            lvl = self._single_level
+        else:
+            lvl = np.searchsorted(self._level_first_row, rows, side="right")
+        return rows * self._level_nseg_arr[lvl] + plan.row_add[lvl], lvl
 
     def _states(
         self, rows: npt.NDArray[Any], plan: _Plan, prefetch: bool = False
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         """``(2, 3, n)``: position (AU) and d/dt (AU/day) of objects ``rows``, component-major;
         and their records."""
-        if plan.single:
-            seg = rows if plan.rows is None else rows * plan.rows[0] + plan.rows[1]
-            if prefetch:
-                self._hint_pages(rows, seg)
-            rec = self._records[seg]
-            # (2, k) @ (3, k, n), a view of the records' coefficients: three small gemms
-            coef = rec[:, : self._n_coef].T.reshape(3, self._geo.degree + 1, -1)
-            return (plan.basis @ coef).transpose(1, 0, 2), rec
-        assert plan.rows is not None
-        lvl = np.searchsorted(self._level_first_row, rows, side="right")
-        seg = rows * plan.rows[0][lvl] + plan.rows[1][lvl]
+        seg, lvl = self._segment_rows(rows, plan)
         if prefetch:
             self._hint_pages(rows, seg)
         rec = self._records[seg]
-        states = np.matmul(plan.basis[lvl], rec[:, : self._n_coef, None])  # (n, 6, 1)
-        return states[:, :, 0].T.reshape(2, 3, -1), rec
+        coef = rec[:, : self._n_coef].reshape(-1, 3, self._geo.degree + 1)  # (n, axis, k)
+        if isinstance(lvl, int):  # (2, k) @ (3, k, n): three small gemms
+            return (plan.basis[lvl] @ coef.transpose(1, 2, 0)).transpose(1, 0, 2), rec
+        return np.einsum("njk,nck->jcn", plan.basis[lvl], coef), rec
 
     def _hint_pages(self, rows: npt.NDArray[Any], seg: npt.NDArray[Any]) -> None:
         """Announce the record and designation pages of a cold query (see ``_RowPages``)."""
@@ -610,7 +607,7 @@ class EphemerisStore:
             )
         cand: npt.NDArray[np.integer[Any]]
         if radius + self._index.pad_deg >= 90.0:
-            cand = np.arange(self.n_objects, dtype=np.int64)  # a hemisphere or more: scan all
+            cand = np.arange(self.n_objects, dtype=np.int32)  # a hemisphere or more: scan all
         else:
             cand = self._index.candidates(dt, ra, dec, radius)
             if cand.size == 0:
@@ -631,13 +628,31 @@ class EphemerisStore:
         each output column is written straight into its row of the float block.
         """
         plan = self._plan(dt)
-        states, rec = self._states(cand, plan, self._cold_queries > 0)  # (2, 3, n): AU, AU/day
-        topo_all = states[0] - plan.obs[:3]
-        rho_all = np.hypot(np.hypot(topo_all[0], topo_all[1]), topo_all[2])
         ra_r, dec_r = math.radians(ra), math.radians(dec)
         cd = math.cos(dec_r)
-        centre = np.array([cd * math.cos(ra_r), cd * math.sin(ra_r), math.sin(dec_r)])
-        idx = np.flatnonzero(centre @ topo_all >= math.cos(math.radians(radius)) * rho_all)
+        cx, cy, cz, cos_r = cd * math.cos(ra_r), cd * math.sin(ra_r), math.sin(dec_r), math.cos(math.radians(radius))
+        if _query_kernel is not None:
+            if self._cold_queries > 0:
+                self._hint_pages(cand, self._segment_rows(cand, plan)[0])
+            kept, ids, block = _query_kernel.evaluate_cone(
+                cand, self._records, self._level_bounds, self._level_nseg_arr, plan.row_add, plan.basis, plan.obs,
+                cx, cy, cz, cos_r, _KM_S_C, C_AU_PER_DAY, AU_PER_DAY_TO_KM_S,
+            )  # fmt: skip
+            if kept.size == 0:
+                return _empty_parts(self._designation.dtype)
+            return ids, self._designation[kept], block
+        return self._evaluate_numpy(cand, plan, (cx, cy, cz), cos_r)
+
+    def _evaluate_numpy(
+        self, cand: npt.NDArray[Any], plan: _Plan, centre_xyz: tuple[float, float, float], cos_r: float
+    ) -> tuple[np.ndarray, np.ndarray, npt.NDArray[np.float64]]:
+        """:meth:`_evaluate` in numpy: the reference for the compiled kernel, and the
+        fallback where it was not built."""
+        states, rec = self._states(cand, plan, self._cold_queries > 0)  # (2, 3, n): AU, AU/day
+        obs = plan.obs[:, None]  # a column against component-major (6, n) states
+        topo_all = states[0] - obs[:3]
+        rho_all = np.hypot(np.hypot(topo_all[0], topo_all[1]), topo_all[2])
+        idx = np.flatnonzero(np.array(centre_xyz) @ topo_all >= cos_r * rho_all)
         if idx.size == 0:  # common for sparse cones: skip the rest
             return _empty_parts(self._designation.dtype)
         # everything below only for objects inside the cone
@@ -646,13 +661,13 @@ class EphemerisStore:
         # the topo rows), then topo and the apparent motion d(topo)/d(t_obs) side by side
         # (mode="clip": idx is valid by construction, and "raise" would buffer the output)
         np.take(states, idx, axis=2, out=out[4:10].reshape(2, 3, -1), mode="clip")
-        z = out[4:10] - plan.obs
+        z = out[4:10] - obs
         topo, v_app = z[:3], z[3:]
         rho = rho_all[idx]
         tv = (topo * v_app).sum(axis=0)  # rho * d(rho)/dt
         # velocity at emission time: d(helio)/d(t_obs) = v(t_emit) * (1 - rho_dot / c)
         np.multiply(out[7:10], _KM_S_C / (C_AU_PER_DAY - tv / rho), out=out[10:13])  # km/s
-        np.subtract(out[10:13], plan.obs_vel_km_s, out=out[13:16])
+        np.subtract(out[10:13], obs[3:] * AU_PER_DAY_TO_KM_S, out=out[13:16])
         out[7:10] = topo
         rxy = np.hypot(topo[0], topo[1])
         np.arctan2(topo[1], topo[0], out=out[0])

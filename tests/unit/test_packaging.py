@@ -55,7 +55,8 @@ sys.path.insert(0, {str(target)!r})
 import ssassoc.core, ssassoc.worker, ssassoc.schemas
 from ssassoc.worker.cli import build_parser
 build_parser()
-print(ssassoc.core.__file__, ssassoc.worker.__file__, ssassoc.schemas.__file__)
+from ssassoc.core.ephemeris import _query_kernel  # the compiled cone-query kernel ships in the wheel
+print(ssassoc.core.__file__, ssassoc.worker.__file__, ssassoc.schemas.__file__, _query_kernel.__file__)
 """
     out = subprocess.run([sys.executable, "-c", probe], check=True, capture_output=True, text=True, cwd=tmp_path)
     assert all(path.startswith(str(target)) for path in out.stdout.split()), out.stdout

@@ -1,0 +1,270 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Compiled inner loops of a cone query (see store.py and sky_index.py).
+
+A sparse query (a detector-sized cone off the ecliptic: tens of candidates, a few kept)
+costs ~1 us per numpy call, not arithmetic: the vectorised path makes ~60 calls. Here the
+same steps run as two loops over the candidates: one gathers them from the sky index,
+one evaluates them and writes every output column of those inside the cone. The numpy
+path in store.py stays as the reference (tests compare the two) and as the fallback where
+this module was not compiled.
+"""
+
+from libc.math cimport atan2, exp, fmod, hypot, log10, pow, sqrt
+from libc.stdint cimport int32_t, int64_t, uint64_t
+from libc.stdlib cimport free, malloc, qsort
+
+import numpy as np
+
+from .magnitudes import _A1, _A2, _B1, _B2
+
+cdef double A1 = _A1
+cdef double A2 = _A2
+cdef double B1_HALF = _B1 / 2.0  # tan(a/2)^B = (tan^2(a/2))^(B/2)
+cdef double B2_HALF = _B2 / 2.0
+cdef double DEG = 57.29577951308232  # 180 / pi
+
+N_FLOAT_COLUMNS = 18  # store._FLOAT_COLUMNS, in that order
+
+
+cdef int _cmp_int32(const void* a, const void* b) noexcept nogil:
+    cdef int32_t x = (<const int32_t*>a)[0]
+    cdef int32_t y = (<const int32_t*>b)[0]
+    return (x > y) - (x < y)
+
+
+def gather_cone(const int64_t[::1] offsets, const int32_t[::1] objects,
+                const uint64_t[::1] cells, int64_t shift, int64_t key_base):
+    """Object rows listed under the sky-index keys of ``cells`` (NESTED cells ``shift / 2``
+    levels coarser than the index: each covers keys ``[key_base + (cell << shift),
+    ... + 2**shift)``), sorted and without repeats (an object is listed in every cell its
+    path crosses), int32."""
+    cdef Py_ssize_t i, n_cells = cells.shape[0]
+    cdef int64_t total = 0, lo, span = (<int64_t>1) << shift, k, n = 0, m = 1
+    for i in range(n_cells):
+        lo = key_base + (<int64_t>cells[i] << shift)
+        total += offsets[lo + span] - offsets[lo]
+    out_arr = np.empty(total, np.int32)
+    if total == 0:
+        return out_arr
+    cdef int32_t[::1] out = out_arr
+    for i in range(n_cells):
+        lo = key_base + (<int64_t>cells[i] << shift)
+        for k in range(offsets[lo], offsets[lo + span]):
+            out[n] = objects[k]
+            n += 1
+    qsort(&out[0], <size_t>n, sizeof(int32_t), _cmp_int32)
+    for k in range(1, n):
+        if out[k] != out[m - 1]:
+            out[m] = out[k]
+            m += 1
+    return out_arr[:m]
+
+
+def evaluate_cone(const int32_t[::1] rows, const double[:, ::1] records,
+                  const int64_t[::1] level_first, const int64_t[::1] row_mult,
+                  const int64_t[::1] row_add, const double[:, :, ::1] basis,
+                  const double[::1] observer, double cx, double cy, double cz,
+                  double cos_radius, double km_s_c, double c_au_per_day,
+                  double au_per_day_to_km_s):
+    """Evaluate object ``rows`` (ascending) and keep those within the cone.
+
+    ``records``: the store's records (coefficient blocks x, y, z of ``n_k`` each, then H,
+    G, ephUncertainty, ssObjectId bits). Object row ``r`` of segment level ``l``
+    (``level_first[l] <= r < level_first[l + 1]``) is at segment row
+    ``r * row_mult[l] + row_add[l]``; ``basis[l]`` is ``(2, n_k)``: T_k and dT_k/dt at the
+    query time. ``observer``: heliocentric position (AU) and velocity (AU/day). The cone:
+    unit vector (cx, cy, cz) and the cosine of its radius.
+
+    Returns ``(kept rows int64, ssObjectId int64, float block (18, m))``, the block's
+    rows in the order of ``store._FLOAT_COLUMNS``, with the same formulas as the numpy
+    path of ``EphemerisStore._evaluate``.
+    """
+    cdef Py_ssize_t n = rows.shape[0], n_k = basis.shape[2], n_levels = level_first.shape[0] - 1
+    cdef Py_ssize_t i, k, lvl = 0, m = 0
+    cdef int64_t seg, row
+    cdef double px, py, pz, tx, ty, tz, rho
+    cdef const double* rec
+    cdef const double* t
+    cdef int64_t* kept = <int64_t*>malloc(2 * (n if n > 0 else 1) * sizeof(int64_t))
+    if kept == NULL:
+        raise MemoryError()
+    cdef double ox = observer[0], oy = observer[1], oz = observer[2]
+    try:
+        # pass 1: positions only, exact cone test; remember (row, segment) of those kept
+        for i in range(n):
+            row = rows[i]
+            while lvl + 1 < n_levels and row >= level_first[lvl + 1]:
+                lvl += 1
+            seg = row * row_mult[lvl] + row_add[lvl]
+            rec = &records[seg, 0]
+            t = &basis[lvl, 0, 0]
+            px = 0.0
+            py = 0.0
+            pz = 0.0
+            for k in range(n_k):
+                px += t[k] * rec[k]
+                py += t[k] * rec[n_k + k]
+                pz += t[k] * rec[2 * n_k + k]
+            tx = px - ox
+            ty = py - oy
+            tz = pz - oz
+            rho = hypot(hypot(tx, ty), tz)
+            if cx * tx + cy * ty + cz * tz >= cos_radius * rho:
+                kept[2 * m] = row
+                kept[2 * m + 1] = seg
+                m += 1
+        rows_out = np.empty(m, np.int64)
+        ids_out = np.empty(m, np.int64)
+        block = np.empty((N_FLOAT_COLUMNS, m))
+        if m:
+            _derive(kept, m, records, level_first, basis, observer, km_s_c, c_au_per_day,
+                    au_per_day_to_km_s, rows_out, ids_out, block)
+        return rows_out, ids_out, block
+    finally:
+        free(kept)
+
+
+cdef void _derive(const int64_t* kept, Py_ssize_t m, const double[:, ::1] records,
+                  const int64_t[::1] level_first, const double[:, :, ::1] basis,
+                  const double[::1] observer, double km_s_c, double c_au_per_day,
+                  double au_per_day_to_km_s, int64_t[::1] rows_out, int64_t[::1] ids_out,
+                  double[:, ::1] out) noexcept:
+    """Pass 2 of evaluate_cone: every output column of the kept objects."""
+    cdef Py_ssize_t j, k, lvl = 0, n_k = basis.shape[2], n_levels = level_first.shape[0] - 1
+    cdef Py_ssize_t ext = 3 * n_k
+    cdef int64_t row, seg
+    cdef const double* rec
+    cdef const double* t
+    cdef const double* d
+    cdef double hx, hy, hz, vx, vy, vz, tx, ty, tz, ux, uy, uz, rho, rho2, tv, rxy, q, f
+    cdef double hh, ht, rr2, rr, tan2_half, phi1, phi2, g, ra
+    cdef double ox = observer[0], oy = observer[1], oz = observer[2]
+    cdef double ovx = observer[3], ovy = observer[4], ovz = observer[5]
+    for j in range(m):
+        row = kept[2 * j]
+        seg = kept[2 * j + 1]
+        while lvl + 1 < n_levels and row >= level_first[lvl + 1]:
+            lvl += 1
+        rec = &records[seg, 0]
+        t = &basis[lvl, 0, 0]
+        d = &basis[lvl, 1, 0]
+        hx = 0.0
+        hy = 0.0
+        hz = 0.0
+        vx = 0.0
+        vy = 0.0
+        vz = 0.0
+        for k in range(n_k):
+            hx += t[k] * rec[k]
+            hy += t[k] * rec[n_k + k]
+            hz += t[k] * rec[2 * n_k + k]
+            vx += d[k] * rec[k]
+            vy += d[k] * rec[n_k + k]
+            vz += d[k] * rec[2 * n_k + k]
+        # topocentric position and apparent motion d(topo)/d(t_obs)
+        tx = hx - ox
+        ty = hy - oy
+        tz = hz - oz
+        ux = vx - ovx
+        uy = vy - ovy
+        uz = vz - ovz
+        rho = hypot(hypot(tx, ty), tz)
+        rho2 = rho * rho
+        tv = tx * ux + ty * uy + tz * uz  # rho * d(rho)/dt
+        rxy = hypot(tx, ty)
+        ra = fmod(atan2(ty, tx) * DEG, 360.0)
+        if ra < 0.0:
+            ra += 360.0
+        out[0, j] = ra
+        out[1, j] = atan2(tz, rxy) * DEG
+        q = DEG / (rxy if rxy > 1e-300 else 1e-300)  # no division by 0 at a pole
+        out[2, j] = (tx * uy - ty * ux) * q / rho  # d(ra)/dt cos(dec)
+        out[3, j] = (uz - tz * tv / rho2) * q
+        out[4, j] = hx
+        out[5, j] = hy
+        out[6, j] = hz
+        out[7, j] = tx
+        out[8, j] = ty
+        out[9, j] = tz
+        # velocity at emission time: d(helio)/d(t_obs) = v(t_emit) * (1 - rho_dot / c)
+        f = km_s_c / (c_au_per_day - tv / rho)
+        out[10, j] = vx * f
+        out[11, j] = vy * f
+        out[12, j] = vz * f
+        out[13, j] = vx * f - ovx * au_per_day_to_km_s
+        out[14, j] = vy * f - ovy * au_per_day_to_km_s
+        out[15, j] = vz * f - ovz * au_per_day_to_km_s
+        # V magnitude, H-G system, from tan^2(alpha / 2) = (r rho - h.t) / (r rho + h.t)
+        hh = hx * hx + hy * hy + hz * hz
+        ht = hx * tx + hy * ty + hz * tz
+        rr2 = hh * rho2
+        rr = sqrt(rr2)
+        tan2_half = (rr - ht) / (rr + ht)
+        if tan2_half < 0.0:  # rounding at zero phase
+            tan2_half = -tan2_half
+        phi1 = exp(-A1 * pow(tan2_half, B1_HALF))
+        phi2 = exp(-A2 * pow(tan2_half, B2_HALF))
+        g = rec[ext + 1]
+        out[16, j] = 2.5 * log10(rr2 / (phi1 + g * (phi2 - phi1))) + rec[ext]
+        out[17, j] = rec[ext + 2]
+        rows_out[j] = row
+        ids_out[j] = (<const int64_t*>&rec[ext + 3])[0]
+
+
+cdef void _chebyshev_td(double x, double dxdt, Py_ssize_t n_k, double* t, double* d) noexcept:
+    """``T_k(x)`` and ``dT_k/dt = dT_k/dx * dxdt`` for k < n_k, by the recurrences (exact at
+    x = +-1); x is clamped to [-1, 1]."""
+    cdef Py_ssize_t k
+    x = -1.0 if x < -1.0 else (1.0 if x > 1.0 else x)
+    t[0] = 1.0
+    d[0] = 0.0
+    if n_k > 1:
+        t[1] = x
+        d[1] = 1.0
+    for k in range(1, n_k - 1):
+        t[k + 1] = 2.0 * x * t[k] - t[k - 1]
+        d[k + 1] = 2.0 * t[k] + 2.0 * x * d[k] - d[k - 1]
+    for k in range(n_k):
+        d[k] *= dxdt
+
+
+def time_plan(double dt, double span_days, const double[:, :, ::1] observer_coeffs,
+              const int64_t[::1] level_nseg, const int64_t[::1] row_shift, Py_ssize_t degree):
+    """What every query at ``dt`` days into the span shares (``store._Plan``): per segment
+    level (``level_nseg[l]`` equal segments), the basis ``(n_levels, 2, degree + 1)`` and
+    the record row offset ``row_shift[l] + segment``; and the observer's heliocentric
+    position and velocity ``(6,)`` from its ``(n_segments, 3, n_k)`` coefficients."""
+    cdef Py_ssize_t n_levels = level_nseg.shape[0], n_k = degree + 1, lvl, c, k
+    cdef Py_ssize_t n_obs = observer_coeffs.shape[0], n_ko = observer_coeffs.shape[2]
+    basis_arr = np.empty((n_levels, 2, n_k))
+    add_arr = np.empty(n_levels, np.int64)
+    obs_arr = np.empty(6)
+    cdef double[:, :, ::1] basis = basis_arr
+    cdef int64_t[::1] add = add_arr
+    cdef double[::1] obs = obs_arr
+    cdef double length, pos, vel
+    cdef int64_t seg
+    cdef double* to = <double*>malloc(2 * n_ko * sizeof(double))
+    if to == NULL:
+        raise MemoryError()
+    for lvl in range(n_levels):
+        length = span_days / level_nseg[lvl]
+        seg = <int64_t>(dt // length)
+        seg = 0 if seg < 0 else (level_nseg[lvl] - 1 if seg > level_nseg[lvl] - 1 else seg)
+        _chebyshev_td(2.0 * (dt - seg * length) / length - 1.0, 2.0 / length, n_k,
+                      &basis[lvl, 0, 0], &basis[lvl, 1, 0])
+        add[lvl] = row_shift[lvl] + seg
+    length = span_days / n_obs
+    seg = <int64_t>(dt // length)
+    seg = 0 if seg < 0 else (n_obs - 1 if seg > n_obs - 1 else seg)
+    _chebyshev_td(2.0 * (dt - seg * length) / length - 1.0, 2.0 / length, n_ko, to, to + n_ko)
+    for c in range(3):
+        pos = 0.0
+        vel = 0.0
+        for k in range(n_ko):
+            pos += to[k] * observer_coeffs[seg, c, k]
+            vel += to[n_ko + k] * observer_coeffs[seg, c, k]
+        obs[c] = pos
+        obs[3 + c] = vel
+    free(to)
+    return basis_arr, add_arr, obs_arr
