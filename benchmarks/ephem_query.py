@@ -320,7 +320,16 @@ def interleaved(store_dir: Path, n: int, queries: int, seed: int, radii: list[fl
     """ssassoc (``query`` and ``query_columns``, every store page mapped) and mpSky
     (``mpsky.core.query`` in a ``.venv-mpsky`` child) on the same pointings and time
     fractions, alternating blocks of ``block`` queries, so machine load hits both alike."""
+    from ssassoc.core.ephemeris import sky_index
+    from ssassoc.core.ephemeris import store as store_mod
     from ssassoc.core.ephemeris.store import EphemerisStore
+
+    kernel = store_mod._query_kernel
+
+    def use_kernel(on: bool) -> None:
+        """The compiled kernel, or the numpy path it replaced (the fallback), for a same-run ratio."""
+        store_mod._query_kernel = sky_index._query_kernel = kernel if on else None
+        store._plan_cache = None
 
     proc = subprocess.Popen([str(MPSKY_PY), __file__, "--mpsky-server", "--n", str(n), "--seed", str(seed)],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)  # fmt: skip
@@ -339,18 +348,20 @@ def interleaved(store_dir: Path, n: int, queries: int, seed: int, radii: list[fl
     out: dict = {}
     for name, (ras, decs) in sets.items():
         for r in radii:
-            lat: dict[str, list[float]] = {"query": [], "query_columns": [], "mpsky": []}
+            lat: dict[str, list[float]] = {"query": [], "query_columns": [], "query_columns_numpy": [], "mpsky": []}
             nret: dict[str, list[int]] = {"query": [], "mpsky": []}
             for b0 in range(0, queries, block):
                 sl = slice(b0, min(b0 + block, queries))
-                for fn_name in ("query", "query_columns"):
-                    fn = getattr(store, fn_name)
+                for key in ("query", "query_columns", "query_columns_numpy"):
+                    fn = getattr(store, key.removesuffix("_numpy"))
+                    use_kernel(not key.endswith("_numpy"))
                     for j in range(sl.start, sl.stop):
                         t1 = time.perf_counter()
                         res = fn(float(times[j]), float(ras[j]), float(decs[j]), r)
-                        lat[fn_name].append(time.perf_counter() - t1)
-                        if fn_name == "query":
+                        lat[key].append(time.perf_counter() - t1)
+                        if key == "query":
                             nret["query"].append(len(res))
+                use_kernel(True)
                 proc.stdin.write(json.dumps({"ras": ras[sl].tolist(), "decs": decs[sl].tolist(),
                                              "time_fracs": fracs[sl].tolist(), "r": r}) + "\n")  # fmt: skip
                 proc.stdin.flush()
@@ -366,7 +377,8 @@ def interleaved(store_dir: Path, n: int, queries: int, seed: int, radii: list[fl
                   f"query_columns {c['median_ms']:.3f}/{c['p99_ms']:.3f}, mpSky {m['median_ms']:.3f}/"
                   f"{m['p99_ms']:.3f} (median/p99); ratio median query {q['median_ms'] / m['median_ms']:.2f}, "
                   f"columns {c['median_ms'] / m['median_ms']:.2f}; returned {st['returned_mean']['query']:.1f} "
-                  f"vs {st['returned_mean']['mpsky']:.1f}", flush=True)  # fmt: skip
+                  f"vs {st['returned_mean']['mpsky']:.1f}; numpy path (no compiled kernel) columns "
+                  f"{st['query_columns_numpy']['median_ms']:.3f} ms", flush=True)  # fmt: skip
     proc.stdin.close()
     proc.wait()
     return out
@@ -499,7 +511,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"interleaved {key}: query {q['median_ms']:.3f}/{q['p99_ms']:.3f}, query_columns "
               f"{cc['median_ms']:.3f}/{cc['p99_ms']:.3f}, mpSky {m['median_ms']:.3f}/{m['p99_ms']:.3f} ms; "
               f"ratio median query {q['median_ms'] / m['median_ms']:.2f}, columns "
-              f"{cc['median_ms'] / m['median_ms']:.2f}")  # fmt: skip
+              f"{cc['median_ms'] / m['median_ms']:.2f}; numpy path columns "
+              f"{st['query_columns_numpy']['median_ms']:.3f}")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(res, indent=1))
     return 0

@@ -9,9 +9,9 @@ path in store.py stays as the reference (tests compare the two) and as the fallb
 this module was not compiled.
 """
 
-from libc.math cimport atan2, exp, fmod, hypot, log10, pow, sqrt
+from libc.math cimport atan2, exp, log, log10, sqrt
 from libc.stdint cimport int32_t, int64_t, uint64_t
-from libc.stdlib cimport free, malloc, qsort
+from libc.stdlib cimport free, malloc
 
 import numpy as np
 
@@ -26,10 +26,21 @@ cdef double DEG = 57.29577951308232  # 180 / pi
 N_FLOAT_COLUMNS = 18  # store._FLOAT_COLUMNS, in that order
 
 
-cdef int _cmp_int32(const void* a, const void* b) noexcept nogil:
-    cdef int32_t x = (<const int32_t*>a)[0]
-    cdef int32_t y = (<const int32_t*>b)[0]
-    return (x > y) - (x < y)
+cdef Py_ssize_t _INSERTION_SORT_MAX = 64
+
+
+cdef void _insertion_sort(int32_t* a, Py_ssize_t n) noexcept nogil:
+    """In place, ascending: for the few dozen candidates of a sparse cone, cheaper than a
+    call into numpy."""
+    cdef Py_ssize_t i, j
+    cdef int32_t v
+    for i in range(1, n):
+        v = a[i]
+        j = i - 1
+        while j >= 0 and a[j] > v:
+            a[j + 1] = a[j]
+            j -= 1
+        a[j + 1] = v
 
 
 def gather_cone(const int64_t[::1] offsets, const int32_t[::1] objects,
@@ -52,7 +63,10 @@ def gather_cone(const int64_t[::1] offsets, const int32_t[::1] objects,
         for k in range(offsets[lo], offsets[lo + span]):
             out[n] = objects[k]
             n += 1
-    qsort(&out[0], <size_t>n, sizeof(int32_t), _cmp_int32)
+    if n <= _INSERTION_SORT_MAX:
+        _insertion_sort(&out[0], n)
+    else:
+        out_arr.sort()  # numpy's vectorised sort: ~20x qsort's speed for thousands of rows
     for k in range(1, n):
         if out[k] != out[m - 1]:
             out[m] = out[k]
@@ -108,7 +122,7 @@ def evaluate_cone(const int32_t[::1] rows, const double[:, ::1] records,
             tx = px - ox
             ty = py - oy
             tz = pz - oz
-            rho = hypot(hypot(tx, ty), tz)
+            rho = sqrt(tx * tx + ty * ty + tz * tz)  # not hypot: 2 libm hypot calls cost ~40 ns
             if cx * tx + cy * ty + cz * tz >= cos_radius * rho:
                 kept[2 * m] = row
                 kept[2 * m + 1] = seg
@@ -137,7 +151,7 @@ cdef void _derive(const int64_t* kept, Py_ssize_t m, const double[:, ::1] record
     cdef const double* t
     cdef const double* d
     cdef double hx, hy, hz, vx, vy, vz, tx, ty, tz, ux, uy, uz, rho, rho2, tv, rxy, q, f
-    cdef double hh, ht, rr2, rr, tan2_half, phi1, phi2, g, ra
+    cdef double hh, ht, rr2, rr, tan2_half, log_tan2, phi1, phi2, g, ra
     cdef double ox = observer[0], oy = observer[1], oz = observer[2]
     cdef double ovx = observer[3], ovy = observer[4], ovz = observer[5]
     for j in range(m):
@@ -168,11 +182,11 @@ cdef void _derive(const int64_t* kept, Py_ssize_t m, const double[:, ::1] record
         ux = vx - ovx
         uy = vy - ovy
         uz = vz - ovz
-        rho = hypot(hypot(tx, ty), tz)
-        rho2 = rho * rho
+        rho2 = tx * tx + ty * ty + tz * tz
+        rho = sqrt(rho2)
         tv = tx * ux + ty * uy + tz * uz  # rho * d(rho)/dt
-        rxy = hypot(tx, ty)
-        ra = fmod(atan2(ty, tx) * DEG, 360.0)
+        rxy = sqrt(tx * tx + ty * ty)
+        ra = atan2(ty, tx) * DEG  # [-180, 180]
         if ra < 0.0:
             ra += 360.0
         out[0, j] = ra
@@ -202,8 +216,9 @@ cdef void _derive(const int64_t* kept, Py_ssize_t m, const double[:, ::1] record
         tan2_half = (rr - ht) / (rr + ht)
         if tan2_half < 0.0:  # rounding at zero phase
             tan2_half = -tan2_half
-        phi1 = exp(-A1 * pow(tan2_half, B1_HALF))
-        phi2 = exp(-A2 * pow(tan2_half, B2_HALF))
+        log_tan2 = log(tan2_half)  # one log for both powers (pow is ~3x an exp); 0 -> -inf -> phi 1
+        phi1 = exp(-A1 * exp(B1_HALF * log_tan2))
+        phi2 = exp(-A2 * exp(B2_HALF * log_tan2))
         g = rec[ext + 1]
         out[16, j] = 2.5 * log10(rr2 / (phi1 + g * (phi2 - phi1))) + rec[ext]
         out[17, j] = rec[ext + 2]
