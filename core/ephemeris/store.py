@@ -43,6 +43,7 @@ import shutil
 import tempfile
 import threading
 import time
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +62,12 @@ try:  # the compiled inner loops (built at install); the numpy path below is the
     from . import _query_kernel
 except ImportError:  # pragma: no cover - installed without a C compiler / Cython
     _query_kernel = None  # type: ignore[assignment]
+    warnings.warn(
+        "ssassoc.core.ephemeris._query_kernel is not built: ephemeris queries use the numpy path "
+        "(same results, 2-5x slower); reinstall with a C compiler available",
+        RuntimeWarning,
+        stacklevel=2,
+    )
 
 if TYPE_CHECKING:
     from ..exposure import Exposure
