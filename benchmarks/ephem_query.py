@@ -23,6 +23,8 @@
    ``query_columns`` and mpSky's ``query`` (in a ``.venv-mpsky`` child that builds its cache
    with the anchor's own functions) on the same pointings, alternating blocks of
    ``--block`` queries, so load from other jobs on the machine hits both alike.
+6. Breakdown (``--breakdown``): per stage of a query (per-time plan, candidates, compiled
+   evaluation, dict, DataFrame), medians over cones with objects.
 
 mpSky returns polynomial coefficients only; ours returns the complete evaluated
 ``solarSystemObjectTable`` (positions, rates, states, magnitudes) for objects in the cone.
@@ -384,6 +386,46 @@ def interleaved(store_dir: Path, n: int, queries: int, seed: int, radii: list[fl
     return out
 
 
+def breakdown(store_dir: Path, queries: int, seed: int) -> dict:
+    """Where one query's time goes (``--breakdown``): medians over ``queries`` cones at
+    random times (so every query computes its per-time plan), store warm, per stage."""
+    from ssassoc.core.ephemeris import store as store_mod
+    from ssassoc.core.ephemeris.store import EphemerisStore
+
+    store = EphemerisStore.open(store_dir)
+    store.warm()
+    rng = np.random.default_rng(seed + 11)
+    span = store.end_mjd_tai - store.start_mjd_tai
+    sets = {
+        "any r=0.4": (rng.uniform(0, 360, queries), np.degrees(np.arcsin(rng.uniform(-1, 1, queries))), 0.4),
+        "ecl r=2.1": (*ecl_to_eq(rng.uniform(0, 360, queries), rng.uniform(-10, 10, queries)), 2.1),
+    }
+    out: dict = {}
+    for name, (ras, decs, r) in sets.items():
+        stages: dict[str, list[float]] = {k: [] for k in ("plan", "candidates", "evaluate", "dict", "dataframe")}
+        for dt, ra, dec in zip(rng.uniform(0, span, queries), ras.tolist(), decs.tolist(), strict=True):
+            store._plan_cache = None
+            t0 = time.perf_counter()
+            store._plan(float(dt))
+            t1 = time.perf_counter()
+            cand = store._index.candidates(float(dt), ra, dec, r)
+            t2 = time.perf_counter()
+            parts = store._evaluate(cand, float(dt), ra, dec, r) if cand.size else None
+            t3 = time.perf_counter()
+            if parts is None or parts[0].size == 0:
+                continue  # empty cones return early: the breakdown is of cones with objects
+            store_mod._columns(*parts)
+            t4 = time.perf_counter()
+            store_mod._frame(*parts)
+            t5 = time.perf_counter()
+            for k, v in zip(stages, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4), strict=True):
+                stages[k].append(v)
+        out[name] = {k: float(np.median(v) * 1e6) for k, v in stages.items()} | {"n_cones": len(stages["plan"])}
+        print(f"# breakdown {name} (median us over {out[name]['n_cones']} cones with objects): "
+              + ", ".join(f"{k} {out[name][k]:.1f}" for k in stages), flush=True)  # fmt: skip
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=1_300_000)
@@ -402,6 +444,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--interleave", action="store_true",
                     help="only the interleaved comparison (ssassoc and mpSky alternating in blocks)")  # fmt: skip
     ap.add_argument("--block", type=int, default=10, help="queries per interleaved block")
+    ap.add_argument("--breakdown", action="store_true", help="only where a query's time goes, per stage")
     ap.add_argument("--measure", type=Path, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--mpsky-server", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--cold", type=int, default=0, metavar="K",
@@ -433,6 +476,11 @@ def main(argv: list[str] | None = None) -> int:
         res["build"] = build(args, store_dir)
     if args.cold:
         res["cold"] = cold(store_dir, args.cold, args.drop_caches, args.prefetch)
+        if args.json:
+            args.json.write_text(json.dumps(res, indent=1))
+        return 0
+    if args.breakdown:
+        res["breakdown"] = breakdown(store_dir, max(args.queries, 1000), args.seed)
         if args.json:
             args.json.write_text(json.dumps(res, indent=1))
         return 0
