@@ -581,9 +581,9 @@ def main() -> int:
     parser.add_argument("--no-latency", action="store_true", help="skip the latency run")
     parser.add_argument("--latency-same-broker", action="store_true",
                         help="also measure latency on the broker the throughput runs filled")
-    parser.add_argument("--runs", default="visit,visit-nocache,visit-nobatch,isolated,visit-alo",
+    parser.add_argument("--runs", default="visit,visit-cache,visit-nobatch,isolated,visit-alo",
                         help="throughput runs in this order, comma-separated (repeats allowed): "
-                        "visit, visit-nocache, visit-nobatch, isolated, visit-alo")
+                        "visit, visit-cache, visit-nobatch, isolated, visit-alo")
     parser.add_argument("--worker-args", default="", help="extra worker flags for every run (one string)")
     parser.add_argument("--profile", type=Path, help="py-spy the first throughput run; raw output in this dir")
     args = parser.parse_args()
@@ -629,7 +629,7 @@ def main() -> int:
         return 0
     runs = {
         "visit": (ordered, ()),
-        "visit-nocache": (ordered, ("--ephemeris-visit-cache-radius-deg", "0")),
+        "visit-cache": (ordered, ("--ephemeris-visit-cache-radius-deg", str(DEFAULT_VISIT_CACHE_RADIUS_DEG))),
         "visit-nobatch": (ordered, ("--process-batch-size", "1")),
         "isolated": (isolated, ()),
         "visit-alo": (ordered, ("--processing-guarantee", "at-least-once")),

@@ -108,15 +108,17 @@ class WorkerSettings(BaseSettings):
         ),
     )
     ephemeris_visit_cache_radius_deg: float = Field(
-        4.2,
+        0.0,
         ge=0,
         le=90,
         description=(
             "Visit cache of the ephemeris store [deg]: the detectors of a visit share their midpoint "
             "time, so from the second detector on the store is queried once over the detector's cone "
             "widened by this much and the visit's detectors are answered from that (the objects a "
-            "per-detector query returns). Default: Rubin's focal-plane diameter (2 x 2.05 deg); "
-            "0 = off (one store query per detector)."
+            "per-detector query returns). Default 0 = off (one store query per detector): with the "
+            "store's compiled query kernel a direct query is faster than an answer from a visit cone "
+            "(docs/worker.md). 4.2 (Rubin's focal-plane diameter, 2 x 2.05 deg) turns it on, e.g. "
+            "where the store runs its numpy fallback path."
         ),
     )
     ephemeris_visit_cache_entries: int = Field(

@@ -41,9 +41,11 @@ __all__ = [
 ]
 
 DEFAULT_VISIT_CACHE_RADIUS_DEG = 4.2
-"""Extra radius of a visit-cache query beyond the first detector's cone [deg]: twice the
-radius of the circle holding every detector of Rubin's focal plane (2 x 2.05 deg), so
-whichever detector of a visit comes first, the cone covers every other one."""
+"""Extra radius of a visit-cache query beyond the first detector's cone [deg] when the cache
+is on: twice the radius of the circle holding every detector of Rubin's focal plane (2 x
+2.05 deg), so whichever detector of a visit comes first, the cone covers every other one.
+The worker's default is off (``--ephemeris-visit-cache-radius-deg 0``): with the store's
+compiled query kernel a direct query per detector is the faster of the two."""
 
 _SS_COLUMNS: tuple[str, ...] = SS_OBJECT_REQUIRED + SS_OBJECT_OPTIONAL
 # A detector must lie inside the cached cone by more than float rounding of the angles.

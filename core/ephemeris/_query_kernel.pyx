@@ -43,6 +43,20 @@ cdef void _insertion_sort(int32_t* a, Py_ssize_t n) noexcept nogil:
         a[j + 1] = v
 
 
+cdef inline void _chebyshev_xyz(const double* rec, const double* w, Py_ssize_t n_k, double* out) noexcept nogil:
+    """``out[c] = sum_k w[k] * rec[c * n_k + k]`` for the x, y, z coefficient blocks of a
+    record: the position (w = T_k) or its time derivative (w = dT_k/dt)."""
+    cdef Py_ssize_t k
+    cdef double x = 0.0, y = 0.0, z = 0.0
+    for k in range(n_k):
+        x += w[k] * rec[k]
+        y += w[k] * rec[n_k + k]
+        z += w[k] * rec[2 * n_k + k]
+    out[0] = x
+    out[1] = y
+    out[2] = z
+
+
 def gather_cone(const int64_t[::1] offsets, const int32_t[::1] objects,
                 const uint64_t[::1] cells, int64_t shift, int64_t key_base):
     """Object rows listed under the sky-index keys of ``cells`` (NESTED cells ``shift / 2``
@@ -94,11 +108,10 @@ def evaluate_cone(const int32_t[::1] rows, const double[:, ::1] records,
     path of ``EphemerisStore._evaluate``.
     """
     cdef Py_ssize_t n = rows.shape[0], n_k = basis.shape[2], n_levels = level_first.shape[0] - 1
-    cdef Py_ssize_t i, k, lvl = 0, m = 0
+    cdef Py_ssize_t i, lvl = 0, m = 0
     cdef int64_t seg, row
-    cdef double px, py, pz, tx, ty, tz, rho
-    cdef const double* rec
-    cdef const double* t
+    cdef double p[3]
+    cdef double tx, ty, tz, rho
     cdef int64_t* kept = <int64_t*>malloc(2 * (n if n > 0 else 1) * sizeof(int64_t))
     if kept == NULL:
         raise MemoryError()
@@ -110,18 +123,10 @@ def evaluate_cone(const int32_t[::1] rows, const double[:, ::1] records,
             while lvl + 1 < n_levels and row >= level_first[lvl + 1]:
                 lvl += 1
             seg = row * row_mult[lvl] + row_add[lvl]
-            rec = &records[seg, 0]
-            t = &basis[lvl, 0, 0]
-            px = 0.0
-            py = 0.0
-            pz = 0.0
-            for k in range(n_k):
-                px += t[k] * rec[k]
-                py += t[k] * rec[n_k + k]
-                pz += t[k] * rec[2 * n_k + k]
-            tx = px - ox
-            ty = py - oy
-            tz = pz - oz
+            _chebyshev_xyz(&records[seg, 0], &basis[lvl, 0, 0], n_k, p)
+            tx = p[0] - ox
+            ty = p[1] - oy
+            tz = p[2] - oz
             rho = sqrt(tx * tx + ty * ty + tz * tz)  # not hypot: 2 libm hypot calls cost ~40 ns
             if cx * tx + cy * ty + cz * tz >= cos_radius * rho:
                 kept[2 * m] = row
@@ -144,12 +149,12 @@ cdef void _derive(const int64_t* kept, Py_ssize_t m, const double[:, ::1] record
                   double au_per_day_to_km_s, int64_t[::1] rows_out, int64_t[::1] ids_out,
                   double[:, ::1] out) noexcept:
     """Pass 2 of evaluate_cone: every output column of the kept objects."""
-    cdef Py_ssize_t j, k, lvl = 0, n_k = basis.shape[2], n_levels = level_first.shape[0] - 1
+    cdef Py_ssize_t j, lvl = 0, n_k = basis.shape[2], n_levels = level_first.shape[0] - 1
     cdef Py_ssize_t ext = 3 * n_k
     cdef int64_t row, seg
     cdef const double* rec
-    cdef const double* t
-    cdef const double* d
+    cdef double h[3]
+    cdef double v[3]
     cdef double hx, hy, hz, vx, vy, vz, tx, ty, tz, ux, uy, uz, rho, rho2, tv, rxy, q, f
     cdef double hh, ht, rr2, rr, tan2_half, log_tan2, phi1, phi2, g, ra
     cdef double ox = observer[0], oy = observer[1], oz = observer[2]
@@ -160,21 +165,10 @@ cdef void _derive(const int64_t* kept, Py_ssize_t m, const double[:, ::1] record
         while lvl + 1 < n_levels and row >= level_first[lvl + 1]:
             lvl += 1
         rec = &records[seg, 0]
-        t = &basis[lvl, 0, 0]
-        d = &basis[lvl, 1, 0]
-        hx = 0.0
-        hy = 0.0
-        hz = 0.0
-        vx = 0.0
-        vy = 0.0
-        vz = 0.0
-        for k in range(n_k):
-            hx += t[k] * rec[k]
-            hy += t[k] * rec[n_k + k]
-            hz += t[k] * rec[2 * n_k + k]
-            vx += d[k] * rec[k]
-            vy += d[k] * rec[n_k + k]
-            vz += d[k] * rec[2 * n_k + k]
+        _chebyshev_xyz(rec, &basis[lvl, 0, 0], n_k, h)
+        _chebyshev_xyz(rec, &basis[lvl, 1, 0], n_k, v)
+        hx, hy, hz = h[0], h[1], h[2]
+        vx, vy, vz = v[0], v[1], v[2]
         # topocentric position and apparent motion d(topo)/d(t_obs)
         tx = hx - ox
         ty = hy - oy

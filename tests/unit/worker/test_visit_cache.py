@@ -174,14 +174,16 @@ def test_wiring(store, tmp_path):
                                                 + [f"{p}_v{c}" for p in ("helio", "topo") for c in "xyz"]
                                                 + ["ephRateRa", "ephRateDec", "ephVmag"]), T0, T0 + 1)
     assert with_visit_cache(table, 4.2) is table
-    assert WorkerSettings().ephemeris_visit_cache_radius_deg == DEFAULT_VISIT_CACHE_RADIUS_DEG
+    # off by default (a direct query with the compiled kernel is faster, docs/worker.md)
+    assert WorkerSettings().ephemeris_visit_cache_radius_deg == 0.0
     assert 2 * rubin_like_focal_plane().radius_deg <= DEFAULT_VISIT_CACHE_RADIUS_DEG
-    wired = processor_from_settings(WorkerSettings(ephemeris_store=store.path)).provider
+    on = {"ephemeris_visit_cache_radius_deg": DEFAULT_VISIT_CACHE_RADIUS_DEG}
+    wired = processor_from_settings(WorkerSettings(ephemeris_store=store.path, **on)).provider
     assert isinstance(wired, VisitCacheProvider) and wired.radius_deg == DEFAULT_VISIT_CACHE_RADIUS_DEG
-    off = processor_from_settings(WorkerSettings(ephemeris_store=store.path, ephemeris_visit_cache_radius_deg=0))
+    off = processor_from_settings(WorkerSettings(ephemeris_store=store.path))
     assert isinstance(off.provider, EphemerisStore)
     # A directory of daily stores is cached the same way, per chosen store.
-    directory = processor_from_settings(WorkerSettings(ephemeris_store=store.path.parent)).provider
+    directory = processor_from_settings(WorkerSettings(ephemeris_store=store.path.parent, **on)).provider
     assert isinstance(directory, VisitCacheProvider) and isinstance(directory.provider, StoreDirectoryProvider)
     exposures = rubin_like_focal_plane().exposures(50.0, 0.0, 0.0, T0 + 0.3, visit=1)
     for exposure in exposures[:4]:
