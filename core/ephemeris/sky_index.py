@@ -70,20 +70,21 @@ def cone_cells(ra_deg: float, dec_deg: float, radius_deg: float, nside: int) -> 
     clips is missed (e.g. nside 256, cone of 0.07 deg at (180.962, 44.295) deg: astropy
     gives cell 174839 only, the cone also overlaps 174838), and it is 3-10x slower.
     """
-    return _cone_cells_depth(ra_deg, dec_deg, radius_deg, _check_nside(nside).bit_length() - 1)
+    depth = _check_nside(nside).bit_length() - 1
+    return np.asarray(_cone_cells_depth(ra_deg, dec_deg, radius_deg, depth), dtype=np.int64)
 
 
-def _cone_cells_depth(ra_deg: float, dec_deg: float, radius_deg: float, depth: int) -> IntArray:
+def _cone_cells_depth(ra_deg: float, dec_deg: float, radius_deg: float, depth: int) -> npt.NDArray[np.uint64]:
+    """:func:`cone_cells` at a HEALPix depth, as cdshealpix returns them (uint64)."""
     ra, dec, r = math.radians(ra_deg), math.radians(dec_deg), math.radians(radius_deg)
-    if _cds_cone is not None:
-        cells = _cds_cone(np.uint8(depth), np.uint8(2), np.float64(ra), np.float64(dec), np.float64(r), True)[0]
-    else:  # pragma: no cover
-        import astropy.units as u
-        from astropy.coordinates import Latitude, Longitude
-        from cdshealpix.nested import cone_search
+    if _cds_cone is not None:  # plain Python numbers: no conversions on the way in
+        return _cds_cone(depth, 2, ra, dec, r, True)[0]
+    import astropy.units as u  # pragma: no cover
+    from astropy.coordinates import Latitude, Longitude
+    from cdshealpix.nested import cone_search
 
-        cells = cone_search(Longitude(ra * u.rad), Latitude(dec * u.rad), r * u.rad, depth, flat=True)[0]
-    return np.asarray(cells, dtype=np.int64)
+    cells = cone_search(Longitude(ra * u.rad), Latitude(dec * u.rad), r * u.rad, depth, flat=True)[0]
+    return np.asarray(cells, dtype=np.uint64)
 
 
 def lonlat_to_cells(ra_deg: npt.ArrayLike, dec_deg: npt.ArrayLike, nside: int) -> IntArray:
@@ -175,12 +176,10 @@ class SkyIndex:
         depth_q = nside_q.bit_length() - 1
         # each (coarse) cell is one contiguous key range [lo, lo + 2**shift) (NESTED order)
         shift = 2 * (self.nside.bit_length() - nside_q.bit_length())
-        if _query_kernel is not None and _cds_cone is not None:
-            # the cone search's own uint64 cells, straight into the compiled gather
-            r = math.radians
-            cells_u64 = _cds_cone(depth_q, 2, r(ra_deg), r(dec_deg), r(search_deg), True)[0]
+        cells_u64 = _cone_cells_depth(ra_deg, dec_deg, search_deg, depth_q)
+        if _query_kernel is not None:
             return _query_kernel.gather_cone(self.offsets, self.objects, cells_u64, shift, b * self.npix)
-        cells = _cone_cells_depth(ra_deg, dec_deg, search_deg, depth_q)
+        cells = cells_u64.astype(np.int64)
         lo = (cells << shift) + b * self.npix if shift else cells + b * self.npix
         if lo.size <= _LOOP_RANGES:
             # few ranges (small cones): slicing each beats the vectorised form's 5 numpy calls

@@ -287,12 +287,11 @@ class EphemerisStore:
         self._n_coef = 3 * (self._geo.degree + 1)
         # objects are sorted by segment level: level l holds rows [first[l], first[l + 1])
         first = [int(x) for x in b["level_first_row"]]
-        self._level_first_row = np.asarray(first[1:-1], dtype=np.int64)
+        self._level_bounds = np.asarray(first, dtype=np.int64)
         n_levels = len(first) - 1
         self._present_levels = [lvl for lvl in range(n_levels) if first[lvl + 1] > first[lvl]]
         nseg = [self._geo.n_base_segments << lvl for lvl in range(n_levels)]
         self._level_nseg = nseg
-        self._level_bounds = np.asarray(first, dtype=np.int64)  # for the compiled kernel
         self._level_nseg_arr = np.asarray(nseg, dtype=np.int64)
         seg_first = np.concatenate([[0], np.cumsum(np.diff(first) * np.asarray(nseg, np.int64))])
         # segment row of object i at level l, segment k: i * nseg[l] + row_shift[l] + k
@@ -523,7 +522,7 @@ class EphemerisStore:
         if self._single_level is not None:
             lvl = self._single_level
         else:
-            lvl = np.searchsorted(self._level_first_row, rows, side="right")
+            lvl = np.searchsorted(self._level_bounds[1:-1], rows, side="right")
         return rows * self._level_nseg_arr[lvl] + plan.row_add[lvl], lvl
 
     def _states(

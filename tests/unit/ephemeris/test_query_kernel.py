@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from test_store_support import END_MJD_TAI, START_MJD_TAI, open_store
 
@@ -41,8 +41,11 @@ def assert_same_result(got: dict[str, np.ndarray], want: dict[str, np.ndarray]) 
     np.testing.assert_array_equal(got["ssObjectId"], want["ssObjectId"])
     np.testing.assert_array_equal(got["designation"], want["designation"])
     for name in SS_OBJECT_COLUMNS[2:]:
-        # values of order 1e-3..1e3 in their units; rounding differs only in the last bits
-        np.testing.assert_allclose(got[name], want[name], rtol=1e-11, atol=1e-12, err_msg=name)
+        # values of order 1e-3..1e3 in their units; rounding differs only in the last bits.
+        # V is ill-conditioned near phase 180 deg (tan^2(a/2) divides by r rho + h.t -> 0; an
+        # object behind the Sun has V ~ 380 here): 5e-11 relative was seen there
+        rtol = 1e-9 if name == "ephVmag" else 1e-11
+        np.testing.assert_allclose(got[name], want[name], rtol=rtol, atol=1e-12, err_msg=name)
 
 
 def test_the_kernel_is_compiled_in_this_install() -> None:
@@ -58,6 +61,7 @@ def test_the_kernel_is_compiled_in_this_install() -> None:
     z=st.floats(-1.0, 1.0),
     radius=st.sampled_from([0.05, 0.4, 2.1, 10.0, 60.0, 100.0]),
 )
+@example(t=60801.3951439477, ra=0.0, z=0.0, radius=60.0)  # holds the object behind the Sun (V ~ 380)
 def test_kernel_query_equals_numpy_query(t: float, ra: float, z: float, radius: float) -> None:
     s = open_store()
     dec = float(np.degrees(np.arcsin(z)))
