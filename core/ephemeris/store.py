@@ -628,10 +628,8 @@ class EphemerisStore:
     ) -> tuple[np.ndarray, np.ndarray, npt.NDArray[np.float64]]:
         """Evaluate candidates at ``dt``; (ids, designations, float block) of those in the cone.
 
-        A query is dominated by per-call overhead (~1 us per numpy call on tens of rows),
-        not arithmetic: one gather fetches every candidate's record, one matmul evaluates
-        positions and derivatives of all of them (component-major, ``(3, n)`` rows), and
-        each output column is written straight into its row of the float block.
+        In the compiled kernel (``_query_kernel.evaluate_cone``): a sparse query's cost in
+        numpy was per-call overhead (~60 calls of ~1 us on tens of rows), not arithmetic.
         """
         plan = self._plan(dt)
         ra_r, dec_r = math.radians(ra), math.radians(dec)
@@ -653,7 +651,9 @@ class EphemerisStore:
         self, cand: npt.NDArray[Any], plan: _Plan, centre_xyz: tuple[float, float, float], cos_r: float
     ) -> tuple[np.ndarray, np.ndarray, npt.NDArray[np.float64]]:
         """:meth:`_evaluate` in numpy: the reference for the compiled kernel, and the
-        fallback where it was not built."""
+        fallback where it was not built. Few calls: one gather fetches every candidate's
+        record, one matmul evaluates positions and derivatives (component-major, ``(3, n)``
+        rows), and each output column is written straight into its row of the float block."""
         states, rec = self._states(cand, plan, self._cold_queries > 0)  # (2, 3, n): AU, AU/day
         obs = plan.obs[:, None]  # a column against component-major (6, n) states
         topo_all = states[0] - obs[:3]
