@@ -2,7 +2,7 @@
 # Not built on the development machine (no Docker engine there); see docs/worker.md.
 FROM python:3.11-slim AS build
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY core ./core
 COPY worker ./worker
 COPY schemas ./schemas

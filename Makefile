@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 .PHONY: setup demo test lint typecheck unit integration bench docs
 
 # the compiled query kernel is built in place by the editable install: rebuild when it changes
-$(BIN)/.installed: pyproject.toml core/ephemeris/_query_kernel.pyx
+$(BIN)/.installed: pyproject.toml setup.py core/ephemeris/_query_kernel.pyx
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
