@@ -62,12 +62,22 @@ def gather_cone(const int64_t[::1] offsets, const int32_t[::1] objects,
     """Object rows listed under the sky-index keys of ``cells`` (NESTED cells ``shift / 2``
     levels coarser than the index: each covers keys ``[key_base + (cell << shift),
     ... + 2**shift)``), sorted and without repeats (an object is listed in every cell its
-    path crosses), int32."""
+    path crosses), int32.
+
+    The arrays come from a store file: every key and offset is checked before it is used,
+    so a corrupt index raises IndexError instead of reading outside the maps."""
     cdef Py_ssize_t i, n_cells = cells.shape[0]
     cdef int64_t total = 0, lo, span = (<int64_t>1) << shift, k, n = 0, m = 1
+    cdef int64_t n_keys = offsets.shape[0] - 1, n_entries = objects.shape[0], start, stop
     for i in range(n_cells):
         lo = key_base + (<int64_t>cells[i] << shift)
-        total += offsets[lo + span] - offsets[lo]
+        if lo < 0 or lo + span > n_keys:
+            raise IndexError(f"sky index key {lo} outside the index's {n_keys} keys")
+        start = offsets[lo]
+        stop = offsets[lo + span]
+        if start < 0 or stop < start or stop > n_entries:
+            raise IndexError(f"sky index offsets [{start}, {stop}) outside its {n_entries} entries")
+        total += stop - start
     out_arr = np.empty(total, np.int32)
     if total == 0:
         return out_arr
@@ -116,6 +126,11 @@ def evaluate_cone(const int32_t[::1] rows, const double[:, ::1] records,
     if kept == NULL:
         raise MemoryError()
     cdef double ox = observer[0], oy = observer[1], oz = observer[2]
+    cdef int64_t n_objects = level_first[n_levels], n_segments = records.shape[0]
+    if records.shape[1] < 3 * n_k + 4:
+        raise ValueError(f"records have {records.shape[1]} columns, need {3 * n_k + 4}")
+    if basis.shape[0] < n_levels or row_mult.shape[0] < n_levels or row_add.shape[0] < n_levels or observer.shape[0] < 6:
+        raise ValueError("basis, row_mult and row_add need one entry per level, observer 6 values")
     try:
         # pass 1: positions only, exact cone test; remember (row, segment) of those kept
         for i in range(n):
@@ -123,6 +138,9 @@ def evaluate_cone(const int32_t[::1] rows, const double[:, ::1] records,
             while lvl + 1 < n_levels and row >= level_first[lvl + 1]:
                 lvl += 1
             seg = row * row_mult[lvl] + row_add[lvl]
+            if row < 0 or row >= n_objects or seg < 0 or seg >= n_segments:  # a corrupt index
+                raise IndexError(f"object row {row} (segment row {seg}) outside the store's "
+                                 f"{n_objects} objects / {n_segments} segments")
             _chebyshev_xyz(&records[seg, 0], &basis[lvl, 0, 0], n_k, p)
             tx = p[0] - ox
             ty = p[1] - oy

@@ -52,7 +52,6 @@ except ImportError:  # pragma: no cover - installed without a C compiler / Cytho
 
 IntArray = npt.NDArray[np.int64]
 _OBJ_BITS = 31  # object row numbers < 2**31 in packed (key, object) entries
-_LOOP_RANGES = 48  # up to this many key ranges per cone are gathered by plain slicing
 
 
 def _check_nside(nside: int) -> int:
@@ -179,27 +178,15 @@ class SkyIndex:
         cells_u64 = _cone_cells_depth(ra_deg, dec_deg, search_deg, depth_q)
         if _query_kernel is not None:
             return _query_kernel.gather_cone(self.offsets, self.objects, cells_u64, shift, b * self.npix)
-        cells = cells_u64.astype(np.int64)
-        lo = (cells << shift) + b * self.npix if shift else cells + b * self.npix
-        if lo.size <= _LOOP_RANGES:
-            # few ranges (small cones): slicing each beats the vectorised form's 5 numpy calls
-            bounds = self.offsets[lo[:, None] + (0, 1 << shift)].tolist()  # [[start, stop], ...]
-            parts = [self.objects[i:j] for i, j in bounds if j > i]
-            if not parts:
-                return np.empty(0, np.int64)
-            found = np.concatenate(parts) if len(parts) > 1 else parts[0]
-        else:
-            start = self.offsets[lo]
-            n = self.offsets[lo + (1 << shift)] - start
-            ends = np.cumsum(n)
-            total = int(ends[-1])
-            if total == 0:
-                return np.empty(0, np.int64)
-            # concatenated ranges without a Python loop: running index minus each range's shift
-            found = self.objects[np.arange(total) + np.repeat(start - (ends - n), n)]
-        rows = np.sort(found)
-        # an object is listed in every cell its path crosses: keep one of each
-        first = np.empty(rows.size, bool)
-        first[0] = True
-        np.not_equal(rows[1:], rows[:-1], out=first[1:])
-        return rows[first]
+        # the numpy fallback: the same steps, the same checks of what the store file holds
+        lo = (cells_u64.astype(np.int64) << shift) + b * self.npix
+        if lo.size and lo.max() + (1 << shift) >= self.offsets.size:
+            raise IndexError(f"sky index key {int(lo.max())} outside the index's {self.offsets.size - 1} keys")
+        start, stop = self.offsets[lo], self.offsets[lo + (1 << shift)]
+        n = stop - start
+        if n.size and (start.min() < 0 or n.min() < 0 or stop.max() > self.objects.size):
+            raise IndexError(f"sky index offsets outside its {self.objects.size} entries")
+        ends = np.cumsum(n)
+        # concatenated ranges without a Python loop: running index minus each range's shift
+        found = self.objects[np.arange(int(ends[-1]) if n.size else 0) + np.repeat(start - (ends - n), n)]
+        return np.unique(found)  # an object is listed in every cell its path crosses: once each

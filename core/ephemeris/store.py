@@ -612,13 +612,18 @@ class EphemerisStore:
                 f"bad cone: ra={ra_deg!r} dec={dec_deg!r} (deg, |dec| <= 90) radius={radius_deg!r} (deg, 0..180)"
             )
         cand: npt.NDArray[np.integer[Any]]
-        if radius + self._index.pad_deg >= 90.0:
-            cand = np.arange(self.n_objects, dtype=np.int32)  # a hemisphere or more: scan all
-        else:
-            cand = self._index.candidates(dt, ra, dec, radius)
-            if cand.size == 0:
-                return _empty_parts(self._designation.dtype)
-        parts = self._evaluate(cand, dt, ra, dec, radius)
+        try:
+            if radius + self._index.pad_deg >= 90.0:
+                cand = np.arange(self.n_objects, dtype=np.int32)  # a hemisphere or more: scan all
+            else:
+                cand = self._index.candidates(dt, ra, dec, radius)
+                if cand.size == 0:
+                    return _empty_parts(self._designation.dtype)
+            parts = self._evaluate(cand, dt, ra, dec, radius)
+        except IndexError as exc:  # only from a store whose index or records disagree
+            raise EphemerisStoreError(
+                f"ephemeris store {self.path} is corrupt: {exc} (check it with `ssassoc ephem info --verify`)"
+            ) from exc
         if self._first_query_done is not None:
             self._first_query_done.set()  # the background read-ahead may start now
         return parts
@@ -654,6 +659,8 @@ class EphemerisStore:
         fallback where it was not built. Few calls: one gather fetches every candidate's
         record, one matmul evaluates positions and derivatives (component-major, ``(3, n)``
         rows), and each output column is written straight into its row of the float block."""
+        if cand.size and (cand[0] < 0 or cand[-1] >= self.n_objects):  # sorted: the ends suffice
+            raise IndexError(f"object rows [{cand[0]}, {cand[-1]}] outside the store's {self.n_objects} objects")
         states, rec = self._states(cand, plan, self._cold_queries > 0)  # (2, 3, n): AU, AU/day
         obs = plan.obs[:, None]  # a column against component-major (6, n) states
         topo_all = states[0] - obs[:3]

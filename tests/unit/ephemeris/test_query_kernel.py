@@ -8,17 +8,20 @@ both paths is exercised.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+import shutil
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import numpy as np
 import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
-from test_store_support import END_MJD_TAI, START_MJD_TAI, open_store
+from test_store_support import END_MJD_TAI, START_MJD_TAI, cached_store, open_store
 
 from ssassoc.core.ephemeris import sky_index, store
-from ssassoc.core.ephemeris.store import SS_OBJECT_COLUMNS, EphemerisStore
+from ssassoc.core.ephemeris.store import SS_OBJECT_COLUMNS, EphemerisStore, EphemerisStoreError
 
 KERNEL = store._query_kernel
 
@@ -130,3 +133,40 @@ def test_kernel_rejects_a_mistyped_call_clearly() -> None:
             np.arange(3, dtype=np.float64), s._records, s._level_bounds, s._level_nseg_arr, plan.row_add,
             plan.basis, plan.obs, 1.0, 0.0, 0.0, 0.5, 1.0, 1.0, 1.0,
         )  # fmt: skip
+
+
+def _corrupt_copy(tmp_path: Path, name: str, edit: Callable[[np.ndarray], None]) -> Path:
+    """A copy of the test store with array ``name`` edited in place (checksums now stale:
+    ``open`` without ``verify`` does not read them, as a worker's open does not)."""
+    dst = tmp_path / "corrupt"
+    shutil.copytree(cached_store(), dst)
+    arr = np.load(dst / f"{name}.npy", mmap_mode="r+")
+    edit(arr)
+    arr.flush()
+    del arr
+    return dst
+
+
+@pytest.mark.parametrize("kernel", [True, False], ids=["kernel", "numpy"])
+@pytest.mark.parametrize(
+    ("name", "edit"),
+    [
+        ("index_objects", lambda a: a.__setitem__(slice(None), 2**31 - 1)),  # rows past the objects
+        ("index_objects", lambda a: a.__setitem__(slice(None), -5)),
+        ("index_offsets", lambda a: a.__setitem__(slice(a.size // 2, None), 2**40)),  # entries past the end
+    ],
+    ids=["rows-too-big", "rows-negative", "offsets-past-end"],
+)
+def test_a_corrupt_index_raises_a_clear_error_not_a_crash(
+    tmp_path: Path, name: str, edit: Callable[[np.ndarray], None], kernel: bool
+) -> None:
+    s = EphemerisStore.open(_corrupt_copy(tmp_path, name, edit))
+    with contextlib.ExitStack() as stack:
+        if not kernel:
+            stack.enter_context(numpy_path(s))
+        with pytest.raises(EphemerisStoreError, match=r"is corrupt: .*ephem info --verify"):
+            for ra in range(0, 360, 15):  # some cones meet the edited part of the index
+                for dec in (-60.0, -20.0, 0.0, 20.0, 60.0):
+                    s.query_columns(START_MJD_TAI + 0.5, float(ra), dec, 3.0)
+    with pytest.raises(EphemerisStoreError, match="checksum mismatch"):
+        EphemerisStore.open(s.path, verify=True)
