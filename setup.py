@@ -2,7 +2,7 @@
 
 Everything else (metadata, packages, dependencies) is in pyproject.toml. Cython and a C
 compiler are needed at install (Cython comes from the build requirements); without the
-kernel the ephemeris store falls back to its numpy path (same results, 2-5x slower
+kernel the ephemeris store falls back to its numpy path (same results, 1.6-5x slower
 sparse queries) and warns.
 """
 

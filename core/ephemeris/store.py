@@ -64,7 +64,7 @@ except ImportError:  # pragma: no cover - installed without a C compiler / Cytho
     _query_kernel = None  # type: ignore[assignment]
     warnings.warn(
         "ssassoc.core.ephemeris._query_kernel is not built: ephemeris queries use the numpy path "
-        "(same results, 2-5x slower); reinstall with a C compiler available",
+        "(same results, 1.6-5x slower); reinstall with a C compiler available",
         RuntimeWarning,
         stacklevel=2,
     )
