@@ -189,4 +189,11 @@ class SkyIndex:
         ends = np.cumsum(n)
         # concatenated ranges without a Python loop: running index minus each range's shift
         found = self.objects[np.arange(int(ends[-1]) if n.size else 0) + np.repeat(start - (ends - n), n)]
-        return np.unique(found)  # an object is listed in every cell its path crosses: once each
+        if found.size == 0:
+            return found
+        rows = np.sort(found)
+        # an object is listed in every cell its path crosses: keep one of each
+        first = np.empty(rows.size, bool)
+        first[0] = True
+        np.not_equal(rows[1:], rows[:-1], out=first[1:])
+        return rows[first]
