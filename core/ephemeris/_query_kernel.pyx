@@ -122,15 +122,16 @@ def evaluate_cone(const int32_t[::1] rows, const double[:, ::1] records,
     cdef int64_t seg, row
     cdef double p[3]
     cdef double tx, ty, tz, rho
+    cdef int64_t n_objects, n_segments = records.shape[0]
+    if n_levels < 1 or records.shape[1] < 3 * n_k + 4:
+        raise ValueError(f"need level bounds and records of {3 * n_k + 4} columns, got {records.shape[1]}")
+    if basis.shape[0] < n_levels or row_mult.shape[0] < n_levels or row_add.shape[0] < n_levels or observer.shape[0] < 6:
+        raise ValueError("basis, row_mult and row_add need one entry per level, observer 6 values")
+    n_objects = level_first[n_levels]
+    cdef double ox = observer[0], oy = observer[1], oz = observer[2]
     cdef int64_t* kept = <int64_t*>malloc(2 * (n if n > 0 else 1) * sizeof(int64_t))
     if kept == NULL:
         raise MemoryError()
-    cdef double ox = observer[0], oy = observer[1], oz = observer[2]
-    cdef int64_t n_objects = level_first[n_levels], n_segments = records.shape[0]
-    if records.shape[1] < 3 * n_k + 4:
-        raise ValueError(f"records have {records.shape[1]} columns, need {3 * n_k + 4}")
-    if basis.shape[0] < n_levels or row_mult.shape[0] < n_levels or row_add.shape[0] < n_levels or observer.shape[0] < 6:
-        raise ValueError("basis, row_mult and row_add need one entry per level, observer 6 values")
     try:
         # pass 1: positions only, exact cone test; remember (row, segment) of those kept
         for i in range(n):
@@ -263,6 +264,8 @@ def time_plan(double dt, double span_days, const double[:, :, ::1] observer_coef
     position and velocity ``(6,)`` from its ``(n_segments, 3, n_k)`` coefficients."""
     cdef Py_ssize_t n_levels = level_nseg.shape[0], n_k = degree + 1, lvl, c, k
     cdef Py_ssize_t n_obs = observer_coeffs.shape[0], n_ko = observer_coeffs.shape[2]
+    if n_obs < 1 or n_ko < 1 or observer_coeffs.shape[1] != 3 or row_shift.shape[0] < n_levels or n_k < 1:
+        raise ValueError("observer coefficients must be (n >= 1, 3, k >= 1), one row shift per level, degree >= 0")
     basis_arr = np.empty((n_levels, 2, n_k))
     add_arr = np.empty(n_levels, np.int64)
     obs_arr = np.empty(6)
